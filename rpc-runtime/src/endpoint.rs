@@ -1,0 +1,131 @@
+//! Endpoints: the objects a server dispatches requests to, and the static tables that describe them.
+
+use serde_json::value::RawValue;
+
+use crate::context::Context;
+use crate::envelope::Args;
+use crate::error::RemoteError;
+use crate::transport::BoxFuture;
+use crate::version::Version;
+
+/// An object whose methods a server calls by name (oslo.messaging's endpoint).
+///
+/// `#[rpc_endpoint]` implements it for a manager; it can also be written by hand, as the base API
+/// (`ping`) is. A dispatcher holds endpoints of different types as `Arc<dyn Endpoint>`.
+pub trait Endpoint: Send + Sync + 'static {
+    /// The endpoint's namespace, version and methods.
+    fn descriptor(&self) -> &EndpointDescriptor;
+
+    /// Calls `method` with named `args` and returns its result as JSON, or the failure to send
+    /// back. Called only with a method that [`descriptor`](Self::descriptor) lists.
+    fn invoke<'a>(
+        &'a self,
+        ctx: Context,
+        method: &'a str,
+        args: Args,
+    ) -> BoxFuture<'a, Result<Box<RawValue>, RemoteError>>;
+}
+
+/// What an endpoint serves: its name, topic, namespace, version and method table.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct EndpointDescriptor {
+    /// The type that implements the endpoint (`SchedulerManager`).
+    pub name: &'static str,
+    /// The topic it is meant to be served on, when it declares one.
+    pub topic: Option<&'static str>,
+    /// The namespace; `None` is the default namespace.
+    pub namespace: Option<&'static str>,
+    /// The newest version it serves.
+    pub version: Version,
+    /// Its methods.
+    pub methods: &'static [MethodDescriptor],
+}
+
+impl EndpointDescriptor {
+    /// Builds a descriptor (usable in a `static`).
+    pub const fn new(
+        name: &'static str,
+        topic: Option<&'static str>,
+        namespace: Option<&'static str>,
+        version: Version,
+        methods: &'static [MethodDescriptor],
+    ) -> Self {
+        Self {
+            name,
+            topic,
+            namespace,
+            version,
+            methods,
+        }
+    }
+
+    /// The method called `name`, if the endpoint has one.
+    pub fn method(&self, name: &str) -> Option<&MethodDescriptor> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+/// Whether a method answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MethodKind {
+    /// Request and reply.
+    Call,
+    /// Fire and forget: callers get no reply.
+    Cast,
+}
+
+/// One method of an endpoint.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct MethodDescriptor {
+    /// The wire name.
+    pub name: &'static str,
+    /// The version that added it.
+    pub since: Version,
+    /// Call or cast.
+    pub kind: MethodKind,
+    /// Its named arguments, the context excluded.
+    pub args: &'static [ArgDescriptor],
+}
+
+impl MethodDescriptor {
+    /// Builds a method descriptor (usable in a `static`).
+    pub const fn new(
+        name: &'static str,
+        since: Version,
+        kind: MethodKind,
+        args: &'static [ArgDescriptor],
+    ) -> Self {
+        Self {
+            name,
+            since,
+            kind,
+            args,
+        }
+    }
+}
+
+/// One named argument of a method.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ArgDescriptor {
+    /// The wire name.
+    pub name: &'static str,
+    /// The Rust type as written.
+    pub type_name: &'static str,
+    /// The version that added it, when newer than the method.
+    pub since: Option<Version>,
+}
+
+impl ArgDescriptor {
+    /// Builds an argument descriptor (usable in a `static`).
+    pub const fn new(name: &'static str, type_name: &'static str, since: Option<Version>) -> Self {
+        Self {
+            name,
+            type_name,
+            since,
+        }
+    }
+}

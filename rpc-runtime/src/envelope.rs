@@ -1,0 +1,929 @@
+//! The wire shape of oslo.messaging's RPC messages: the `oslo.version` / `oslo.message` envelope,
+//! requests with `_context_*`, `_msg_id`, `_reply_q`, `_unique_id`, and replies with their failure
+//! format.
+//!
+//! This is the only module that knows those keys. Every transport, the in-memory one included,
+//! sends what [`encode_request`] and [`encode_reply`] produce and reads with [`decode_request`] and
+//! [`decode_reply`]. Receivers accept what oslo accepts: any valid JSON, and the legacy message
+//! without an envelope.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::context::Context;
+use crate::error::{EnvelopeError, RemoteError};
+use crate::version::Version;
+
+/// The envelope version oslo.messaging writes and this framework speaks.
+pub const ENVELOPE_VERSION: &str = "2.0";
+/// The message key that carries the call's deadline (Unix time in milliseconds). oslo.messaging
+/// ignores keys it does not know, so Python peers are unaffected.
+pub const DEADLINE_KEY: &str = "_deadline_ms";
+
+const CONTEXT_PREFIX: &str = "_context_";
+
+/// An RPC request as the dispatcher sees it: the method, its named arguments, the namespace and
+/// version it needs, and the caller's context.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Request {
+    /// The method name.
+    pub method: String,
+    /// The keyword arguments, a JSON object.
+    pub args: Args,
+    /// The endpoint namespace; `None` is the default namespace.
+    pub namespace: Option<String>,
+    /// The minimum API version the server must serve; `None` is sent without a `version` key and
+    /// read by servers as `1.0`, as oslo does.
+    pub version: Option<Version>,
+    /// The caller's context.
+    pub context: Context,
+    /// When the caller stops waiting for the answer.
+    pub deadline: Option<SystemTime>,
+}
+
+impl Request {
+    /// Builds a request with an empty argument object.
+    pub fn new(method: impl Into<String>, context: Context) -> Self {
+        Self {
+            method: method.into(),
+            args: Args::empty(),
+            namespace: None,
+            version: None,
+            context,
+            deadline: None,
+        }
+    }
+
+    /// Sets the arguments from any value that serializes as a JSON object.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `args` does not serialize, or not as an object.
+    pub fn with_args<A: Serialize + ?Sized>(mut self, args: &A) -> Result<Self, serde_json::Error> {
+        self.args = Args::from_serialize(args)?;
+        Ok(self)
+    }
+}
+
+/// The keyword arguments of a request: the text of a JSON object, valid by construction.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Args(Box<str>);
+
+impl Args {
+    /// The empty object `{}`.
+    pub fn empty() -> Self {
+        Self("{}".into())
+    }
+
+    /// Serializes a value that must come out as a JSON object.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `value` does not serialize, or not as an object.
+    pub fn from_serialize<A: Serialize + ?Sized>(value: &A) -> Result<Self, serde_json::Error> {
+        let text = serde_json::to_string(value)?;
+        if !text.starts_with('{') {
+            return Err(de::Error::custom("RPC arguments must be a JSON object"));
+        }
+        Ok(Self(text.into_boxed_str()))
+    }
+
+    /// Wraps text the caller guarantees is a JSON object (written by this crate's own writers).
+    pub(crate) fn from_trusted(text: String) -> Self {
+        debug_assert!(text.starts_with('{'));
+        Self(text.into_boxed_str())
+    }
+
+    /// The JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Args {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Args({})", self.0)
+    }
+}
+
+/// What a call adds to a request so its reply can find the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyRoute {
+    /// The call's correlation id (`_msg_id`, 32 hex characters).
+    pub msg_id: String,
+    /// The caller's reply queue (`_reply_q`).
+    pub reply_q: String,
+}
+
+/// A request read off the wire, with what the transport needs to route and dedupe it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DecodedRequest {
+    /// The request.
+    pub request: Request,
+    /// Present for a call; absent for a cast.
+    pub reply_route: Option<ReplyRoute>,
+    /// The message's `_unique_id`, for duplicate detection.
+    pub unique_id: Option<String>,
+    /// The caller's call-monitor timeout in seconds (`_timeout`).
+    pub monitor_timeout: Option<f64>,
+}
+
+/// A request that could not be decoded, with the reply route when it could still be read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RequestDecodeError {
+    /// What is wrong.
+    pub error: EnvelopeError,
+    /// Where to send an error reply, when the message said.
+    pub reply_route: Option<ReplyRoute>,
+}
+
+/// A reply, a heartbeat, or one part of a multi-part reply.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Reply {
+    /// The method's result (`null` for a method with no result, and for heartbeats).
+    pub result: Option<Box<RawValue>>,
+    /// The method's failure.
+    pub failure: Option<RemoteError>,
+    /// `true` on the last message for a call; `false` on call-monitor heartbeats.
+    pub ending: bool,
+}
+
+impl Reply {
+    /// The final reply carrying a result.
+    pub fn result(result: Box<RawValue>) -> Self {
+        Self {
+            result: Some(result),
+            failure: None,
+            ending: true,
+        }
+    }
+
+    /// The final reply carrying a failure.
+    pub fn failure(failure: RemoteError) -> Self {
+        Self {
+            result: None,
+            failure: Some(failure),
+            ending: true,
+        }
+    }
+
+    /// A call-monitor heartbeat: "still working".
+    pub fn heartbeat() -> Self {
+        Self {
+            result: None,
+            failure: None,
+            ending: false,
+        }
+    }
+}
+
+/// A fresh `_unique_id` / `_msg_id`: a v4 UUID as 32 lowercase hex characters.
+pub fn new_message_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Encodes a request in oslo's 2.0 envelope. `reply_route` is set for calls; `monitor_timeout` is
+/// the call-monitor timeout (`_timeout`), sent as `null` on calls when absent.
+pub fn encode_request(
+    request: &Request,
+    reply_route: Option<&ReplyRoute>,
+    monitor_timeout: Option<f64>,
+    unique_id: &str,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + request.args.as_json().len());
+    write_envelope(&mut out, |w| {
+        w.raw("{\"method\":")?;
+        w.string(&request.method)?;
+        w.raw(",\"args\":")?;
+        w.raw(request.args.as_json())?;
+        if let Some(namespace) = &request.namespace {
+            w.raw(",\"namespace\":")?;
+            w.string(namespace)?;
+        }
+        if let Some(version) = &request.version {
+            w.raw(",\"version\":")?;
+            w.display_string(version)?;
+        }
+        if let Some(route) = reply_route {
+            w.raw(",\"_msg_id\":")?;
+            w.string(&route.msg_id)?;
+            w.raw(",\"_reply_q\":")?;
+            w.string(&route.reply_q)?;
+            w.raw(",\"_timeout\":")?;
+            match monitor_timeout {
+                Some(t) => w.json(&t)?,
+                None => w.raw("null")?,
+            }
+        }
+        w.raw(",\"_unique_id\":")?;
+        w.string(unique_id)?;
+        if let Some(deadline) = request.deadline {
+            w.raw(",\"")?;
+            w.raw(DEADLINE_KEY)?;
+            w.raw("\":")?;
+            w.json(&unix_millis(deadline))?;
+        }
+        request.context.for_each_entry(|key, value| {
+            w.raw(",\"")?;
+            w.raw(CONTEXT_PREFIX)?;
+            w.string_content(key)?;
+            w.raw("\":")?;
+            w.json(&value)
+        })?;
+        w.raw("}")
+    });
+    out
+}
+
+/// Encodes a reply (or heartbeat) in oslo's 2.0 envelope.
+pub fn encode_reply(reply: &Reply, msg_id: &str, unique_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        128 + reply
+            .result
+            .as_ref()
+            .map_or(0, |r| r.get().len()),
+    );
+    write_envelope(&mut out, |w| {
+        w.raw("{\"result\":")?;
+        match &reply.result {
+            Some(result) => w.raw(result.get())?,
+            None => w.raw("null")?,
+        }
+        w.raw(",\"failure\":")?;
+        match &reply.failure {
+            // oslo sends the failure as a JSON string holding a JSON object.
+            Some(failure) => {
+                let text = serde_json::to_string(&FailureWire::from(failure))?;
+                w.string(&text)?;
+            }
+            None => w.raw("null")?,
+        }
+        w.raw(if reply.ending {
+            ",\"ending\":true"
+        } else {
+            ",\"ending\":false"
+        })?;
+        w.raw(",\"_msg_id\":")?;
+        w.string(msg_id)?;
+        w.raw(",\"_unique_id\":")?;
+        w.string(unique_id)?;
+        w.raw("}")
+    });
+    out
+}
+
+/// Decodes a request: the 2.0 envelope or a legacy bare message.
+///
+/// # Errors
+///
+/// Fails with the reason, and the reply route when one could be read, so the caller can be told.
+pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError> {
+    let inner = open_envelope(body).map_err(|error| RequestDecodeError {
+        error,
+        reply_route: None,
+    })?;
+    let inner_bytes = inner.as_deref().map_or(body, str::as_bytes);
+    match serde_json::from_slice::<RequestWire>(inner_bytes) {
+        Ok(wire) => wire.finish().map_err(|(error, reply_route)| RequestDecodeError {
+            error,
+            reply_route,
+        }),
+        Err(source) => Err(RequestDecodeError {
+            error: EnvelopeError::Json(source),
+            reply_route: salvage_reply_route(inner_bytes),
+        }),
+    }
+}
+
+/// Decodes a reply; returns it with its `_msg_id`.
+///
+/// # Errors
+///
+/// Fails when the body is not a reply oslo would accept.
+pub fn decode_reply(body: &[u8]) -> Result<(Reply, String), EnvelopeError> {
+    let inner = open_envelope(body)?;
+    let wire: ReplyWire<'_> =
+        serde_json::from_slice(inner.as_deref().map_or(body, str::as_bytes))
+            .map_err(EnvelopeError::Json)?;
+    let msg_id = wire.msg_id.ok_or(EnvelopeError::MissingKey { key: "_msg_id" })?;
+    let failure = match wire.failure {
+        None => None,
+        Some(raw) => Some(decode_failure(raw.get())?),
+    };
+    Ok((
+        Reply {
+            result: wire.result,
+            failure,
+            // oslo's client waits for `ending`; a reply without it is not final.
+            ending: wire.ending.unwrap_or(false),
+        },
+        msg_id.into_owned(),
+    ))
+}
+
+fn decode_failure(raw: &str) -> Result<RemoteError, EnvelopeError> {
+    let wrong = || EnvelopeError::WrongType {
+        key: "failure",
+        expected: "a serialized exception",
+    };
+    let object_text: Cow<'_, str> = if raw.starts_with('"') {
+        Cow::Owned(serde_json::from_str::<String>(raw).map_err(|_| wrong())?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let wire: FailureWire<'_> = serde_json::from_str(&object_text).map_err(|_| wrong())?;
+    Ok(wire.into_remote())
+}
+
+/// Reads the outer envelope. `Ok(None)` means the body is a legacy bare message.
+fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
+    #[derive(Deserialize)]
+    struct Outer<'a> {
+        #[serde(rename = "oslo.version", borrow)]
+        version: Option<Cow<'a, str>>,
+        #[serde(rename = "oslo.message")]
+        message: Option<String>,
+    }
+    let outer: Outer<'_> = serde_json::from_slice(body).map_err(EnvelopeError::Json)?;
+    match (outer.version, outer.message) {
+        (Some(version), Some(message)) => {
+            let major_is_2 = version
+                .parse::<Version>()
+                .is_ok_and(|v| v.major() == 2);
+            if major_is_2 {
+                Ok(Some(message))
+            } else {
+                Err(EnvelopeError::UnsupportedEnvelope {
+                    version: version.into_owned(),
+                })
+            }
+        }
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(EnvelopeError::MissingKey {
+            key: "oslo.message",
+        }),
+        (None, Some(_)) => Err(EnvelopeError::MissingKey {
+            key: "oslo.version",
+        }),
+    }
+}
+
+/// Reads `_msg_id` and `_reply_q` from a message that failed to decode, so the caller can be told
+/// instead of timing out.
+fn salvage_reply_route(inner: &[u8]) -> Option<ReplyRoute> {
+    let map: Map<String, Value> = serde_json::from_slice(inner).ok()?;
+    route_from(
+        map.get("_msg_id").and_then(Value::as_str),
+        map.get("_reply_q").and_then(Value::as_str),
+    )
+}
+
+fn route_from(msg_id: Option<&str>, reply_q: Option<&str>) -> Option<ReplyRoute> {
+    Some(ReplyRoute {
+        msg_id: msg_id?.to_owned(),
+        reply_q: reply_q?.to_owned(),
+    })
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The request's inner message, read in one pass. Unknown keys are skipped.
+#[derive(Default)]
+struct RequestWire {
+    method: Option<String>,
+    args: Option<Box<RawValue>>,
+    namespace: Option<String>,
+    version: Option<String>,
+    msg_id: Option<String>,
+    reply_q: Option<String>,
+    timeout: Option<f64>,
+    unique_id: Option<String>,
+    deadline_ms: Option<u64>,
+    context: Context,
+    wrong_type: Option<(&'static str, &'static str)>,
+}
+
+type WireFailure = (EnvelopeError, Option<ReplyRoute>);
+
+impl RequestWire {
+    fn finish(self) -> Result<DecodedRequest, WireFailure> {
+        let reply_route = route_from(self.msg_id.as_deref(), self.reply_q.as_deref());
+        let fail = |error| Err((error, reply_route.clone()));
+        if let Some((key, expected)) = self.wrong_type {
+            return fail(EnvelopeError::WrongType { key, expected });
+        }
+        let Some(method) = self.method else {
+            return fail(EnvelopeError::MissingKey { key: "method" });
+        };
+        let args = match self.args {
+            Some(args) if args.get().starts_with('{') => Args(Box::<str>::from(args)),
+            Some(_) => {
+                return fail(EnvelopeError::WrongType {
+                    key: "args",
+                    expected: "an object",
+                });
+            }
+            None => Args::empty(),
+        };
+        let version = match self.version.as_deref().map(str::parse::<Version>) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(_)) => {
+                return fail(EnvelopeError::WrongType {
+                    key: "version",
+                    expected: "a version string `major.minor`",
+                });
+            }
+        };
+        let deadline = self
+            .deadline_ms
+            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+        Ok(DecodedRequest {
+            request: Request {
+                method,
+                args,
+                namespace: self.namespace,
+                version,
+                context: self.context,
+                deadline,
+            },
+            reply_route,
+            unique_id: self.unique_id,
+            monitor_timeout: self.timeout,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestWire {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RequestVisitor)
+    }
+}
+
+struct RequestVisitor;
+
+/// A string or `null`, or a note that the value had another type.
+enum Loose<T> {
+    Value(Option<T>),
+    WrongType,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loose<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Buffer through `Value` only when the typed read fails would need two passes; a typed
+        // read of `Option<T>` that fails on a wrong type aborts the whole parse, so read into a
+        // `Value` when cheap enough: these are short scalar fields.
+        let value = Value::deserialize(deserializer)?;
+        Ok(match Option::<T>::deserialize(value) {
+            Ok(v) => Loose::Value(v),
+            Err(_) => Loose::WrongType,
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for RequestVisitor {
+    type Value = RequestWire;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an oslo.messaging request object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestWire, A::Error> {
+        let mut wire = RequestWire::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.0;
+            macro_rules! loose {
+                ($field:ident, $name:literal, $expected:literal) => {
+                    match map.next_value::<Loose<_>>()? {
+                        Loose::Value(v) => wire.$field = v,
+                        Loose::WrongType => {
+                            wire.wrong_type.get_or_insert(($name, $expected));
+                        }
+                    }
+                };
+            }
+            match key.as_ref() {
+                "method" => loose!(method, "method", "a string"),
+                "args" => {
+                    let raw: Box<RawValue> = map.next_value()?;
+                    wire.args = if raw.get() == "null" { None } else { Some(raw) };
+                }
+                "namespace" => loose!(namespace, "namespace", "a string or null"),
+                "version" => loose!(version, "version", "a version string `major.minor`"),
+                "_msg_id" => loose!(msg_id, "_msg_id", "a string"),
+                "_reply_q" => loose!(reply_q, "_reply_q", "a string"),
+                "_timeout" => loose!(timeout, "_timeout", "a number or null"),
+                "_unique_id" => loose!(unique_id, "_unique_id", "a string"),
+                DEADLINE_KEY => loose!(deadline_ms, "_deadline_ms", "milliseconds since 1970"),
+                other => match other.strip_prefix(CONTEXT_PREFIX) {
+                    Some(context_key) => {
+                        let value: Value = map.next_value()?;
+                        wire.context.absorb(context_key, value);
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                },
+            }
+        }
+        Ok(wire)
+    }
+}
+
+/// A map key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+struct ReplyWire<'a> {
+    result: Option<Box<RawValue>>,
+    #[serde(borrow)]
+    failure: Option<&'a RawValue>,
+    ending: Option<bool>,
+    #[serde(rename = "_msg_id", borrow)]
+    msg_id: Option<Cow<'a, str>>,
+}
+
+/// oslo's serialized exception (`serialize_remote_exception`).
+#[derive(Serialize, Deserialize)]
+struct FailureWire<'a> {
+    class: Cow<'a, str>,
+    module: Cow<'a, str>,
+    message: Cow<'a, str>,
+    #[serde(default)]
+    tb: Cow<'a, [String]>,
+    #[serde(default)]
+    args: Cow<'a, [Value]>,
+    #[serde(default)]
+    kwargs: Cow<'a, Map<String, Value>>,
+    #[serde(flatten)]
+    extra: Cow<'a, Map<String, Value>>,
+}
+
+impl<'a> From<&'a RemoteError> for FailureWire<'a> {
+    fn from(e: &'a RemoteError) -> Self {
+        Self {
+            class: Cow::Borrowed(&e.class),
+            module: Cow::Borrowed(&e.module),
+            message: Cow::Borrowed(&e.message),
+            tb: Cow::Borrowed(&e.traceback),
+            args: Cow::Borrowed(&e.args),
+            kwargs: Cow::Borrowed(&e.kwargs),
+            extra: Cow::Borrowed(&e.extra),
+        }
+    }
+}
+
+impl FailureWire<'_> {
+    fn into_remote(self) -> RemoteError {
+        let mut error = RemoteError::new(self.class, self.module, self.message);
+        error.traceback = self.tb.into_owned();
+        error.args = self.args.into_owned();
+        error.kwargs = self.kwargs.into_owned();
+        error.extra = self.extra.into_owned();
+        error
+    }
+}
+
+/// Writes the outer envelope around an inner message written, escaped, by `inner`.
+fn write_envelope(
+    out: &mut Vec<u8>,
+    inner: impl FnOnce(&mut InnerWriter<'_>) -> Result<(), serde_json::Error>,
+) {
+    out.extend_from_slice(b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"");
+    let mut writer = InnerWriter { out };
+    // Writing into a Vec cannot fail, and every value written is serializable by construction
+    // (strings, numbers, raw JSON, JSON values).
+    if let Err(error) = inner(&mut writer) {
+        tracing::error!(%error, "could not encode a message; this is a bug");
+    }
+    out.extend_from_slice(b"\"}");
+}
+
+/// Writes the inner message's JSON already escaped as the content of the outer JSON string, so a
+/// message is encoded in one pass.
+struct InnerWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl InnerWriter<'_> {
+    /// Inner JSON text written as is (then escaped for the outer layer).
+    fn raw(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        escape_into(self.out, text.as_bytes());
+        Ok(())
+    }
+
+    /// A JSON string value.
+    fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
+        self.raw("\"")?;
+        self.string_content(s)?;
+        self.raw("\"")
+    }
+
+    /// The content of a JSON string, escaped for the inner layer, then for the outer.
+    fn string_content(&mut self, s: &str) -> Result<(), serde_json::Error> {
+        let mut inner = Vec::with_capacity(s.len() + 2);
+        serde_json::to_writer(&mut inner, s)?;
+        // Drop the quotes serde_json added.
+        let content = inner.get(1..inner.len().saturating_sub(1)).unwrap_or(&[]);
+        escape_into(self.out, content);
+        Ok(())
+    }
+
+    /// Any display value as a JSON string.
+    fn display_string(&mut self, value: &impl fmt::Display) -> Result<(), serde_json::Error> {
+        self.string(&value.to_string())
+    }
+
+    /// Any serializable value.
+    fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(EscapingWriter { out: self.out }, value)
+    }
+}
+
+/// An `io::Write` that escapes JSON text so it becomes the content of a JSON string.
+struct EscapingWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Write for EscapingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        escape_into(self.out, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `bytes` escaped as JSON string content. Multi-byte UTF-8 passes through unchanged.
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    fn sample(name: &str) -> Option<Vec<u8>> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/oslo-wire/wire-samples");
+        std::fs::read(dir.join(name)).ok()
+    }
+
+    fn parse(bytes: &[u8]) -> Value {
+        let outer: Value = serde_json::from_slice(bytes).unwrap();
+        assert_eq!(outer["oslo.version"], "2.0");
+        serde_json::from_str(outer["oslo.message"].as_str().unwrap()).unwrap()
+    }
+
+    fn request() -> Request {
+        let mut ctx = Context::new()
+            .with_user("u1")
+            .with_project("p1")
+            .with_roles(["member"]);
+        ctx.request_id = "req-0001".into();
+        let mut req = Request::new("ping", ctx)
+            .with_args(&json!({"arg": "hé \"quoted\" \\ \n"}))
+            .unwrap();
+        req.version = Some(Version::new(4, 0));
+        req.namespace = Some("baseapi".into());
+        req
+    }
+
+    #[test]
+    fn request_round_trips_through_the_envelope() {
+        let route = ReplyRoute {
+            msg_id: "01815e7f7cf949108ca1a822d249fbce".into(),
+            reply_q: "reply_97631911ec724ea39b926faa45748932".into(),
+        };
+        let mut req = request();
+        req.deadline = Some(UNIX_EPOCH + Duration::from_millis(1_764_000_000_123));
+        let bytes = encode_request(&req, Some(&route), Some(4.0), "282f645e36a5448a96771009f033f1ac");
+        let decoded = decode_request(&bytes).unwrap();
+        assert_eq!(decoded.request.method, "ping");
+        assert_eq!(
+            serde_json::from_str::<Value>(decoded.request.args.as_json()).unwrap(),
+            json!({"arg": "hé \"quoted\" \\ \n"})
+        );
+        assert_eq!(decoded.request.version, Some(Version::new(4, 0)));
+        assert_eq!(decoded.request.namespace.as_deref(), Some("baseapi"));
+        assert_eq!(decoded.request.context, req.context);
+        assert_eq!(decoded.request.deadline, req.deadline);
+        assert_eq!(decoded.reply_route, Some(route));
+        assert_eq!(decoded.unique_id.as_deref(), Some("282f645e36a5448a96771009f033f1ac"));
+        assert_eq!(decoded.monitor_timeout, Some(4.0));
+    }
+
+    #[test]
+    fn request_has_oslo_keys_and_values() {
+        let route = ReplyRoute {
+            msg_id: "m".into(),
+            reply_q: "reply_q".into(),
+        };
+        let inner = parse(&encode_request(&request(), Some(&route), None, "u"));
+        assert_eq!(inner["method"], "ping");
+        assert_eq!(inner["version"], "4.0");
+        assert_eq!(inner["namespace"], "baseapi");
+        assert_eq!(inner["_msg_id"], "m");
+        assert_eq!(inner["_reply_q"], "reply_q");
+        assert_eq!(inner["_timeout"], Value::Null);
+        assert_eq!(inner["_unique_id"], "u");
+        assert_eq!(inner["_context_user_id"], "u1");
+        assert_eq!(inner["_context_project_id"], "p1");
+        assert_eq!(inner["_context_request_id"], "req-0001");
+        assert_eq!(inner["_context_roles"], json!(["member"]));
+        assert_eq!(inner["_context_is_admin"], false);
+    }
+
+    #[test]
+    fn cast_has_no_call_keys() {
+        let inner = parse(&encode_request(&request(), None, None, "u"));
+        let object = inner.as_object().unwrap();
+        for key in ["_msg_id", "_reply_q", "_timeout", DEADLINE_KEY] {
+            assert!(!object.contains_key(key), "{key} in a cast");
+        }
+    }
+
+    #[test]
+    fn decodes_captured_oslo_requests() {
+        let Some(body) = sample("01_call_ping__1_request.body.json") else {
+            return; // shared/ is not beside this checkout (a packaged crate)
+        };
+        let decoded = decode_request(&body).unwrap();
+        assert_eq!(decoded.request.method, "ping");
+        assert_eq!(decoded.request.args.as_json(), r#"{"arg": "hello"}"#);
+        assert_eq!(decoded.request.version, Some(Version::new(4, 0)));
+        assert_eq!(decoded.request.context.user_id.as_deref(), Some("u1"));
+        assert_eq!(decoded.request.context.request_id, "req-0001");
+        assert_eq!(
+            decoded.reply_route.unwrap().reply_q,
+            "reply_97631911ec724ea39b926faa45748932"
+        );
+        let cast = decode_request(&sample("03_cast_topic__1_request.body.json").unwrap()).unwrap();
+        assert!(cast.reply_route.is_none());
+        assert_eq!(cast.request.method, "note_cast");
+        let ctx_obj =
+            decode_request(&sample("21_call_request_context_obj__1_request.body.json").unwrap())
+                .unwrap();
+        assert_eq!(ctx_obj.request.context.user_id.as_deref(), Some("u2"));
+        assert!(ctx_obj.request.context.is_admin);
+        assert_eq!(ctx_obj.request.context.extra["is_admin_project"], true);
+    }
+
+    #[test]
+    fn decodes_captured_oslo_replies() {
+        let Some(body) = sample("01_call_ping__2_reply.body.json") else {
+            return;
+        };
+        let (reply, msg_id) = decode_reply(&body).unwrap();
+        assert_eq!(msg_id, "01815e7f7cf949108ca1a822d249fbce");
+        assert!(reply.ending);
+        assert!(reply.failure.is_none());
+        let result: Value = serde_json::from_str(reply.result.unwrap().get()).unwrap();
+        assert_eq!(result, json!({"pong": "hello", "ctxt_user": "u1"}));
+
+        let (reply, _) =
+            decode_reply(&sample("17_call_raises_custom_not_allowed__2_reply.body.json").unwrap())
+                .unwrap();
+        let failure = reply.failure.unwrap();
+        assert_eq!(failure.class, "NoValidHost");
+        assert_eq!(failure.module, "anchor_exc");
+        assert_eq!(failure.message, "No valid host was found. not enough RAM");
+        assert_eq!(failure.kwargs["reason"], "not enough RAM");
+        assert!(failure.traceback[0].starts_with("Traceback"));
+
+        let (heartbeat, _) =
+            decode_reply(&sample("25_call_monitor_heartbeat__2_heartbeat.body.json").unwrap())
+                .unwrap();
+        assert!(!heartbeat.ending);
+        assert!(heartbeat.result.is_none() && heartbeat.failure.is_none());
+    }
+
+    #[test]
+    fn reply_round_trips_and_matches_oslo_shape() {
+        let raw = serde_json::value::to_raw_value(&json!({"a": [1, "x\"y"]})).unwrap();
+        let bytes = encode_reply(&Reply::result(raw), "mid", "uid");
+        let inner = parse(&bytes);
+        assert_eq!(
+            inner,
+            json!({"result": {"a": [1, "x\"y"]}, "failure": null, "ending": true,
+                   "_msg_id": "mid", "_unique_id": "uid"})
+        );
+        let (reply, msg_id) = decode_reply(&bytes).unwrap();
+        assert_eq!(msg_id, "mid");
+        assert!(reply.ending);
+
+        let mut failure = RemoteError::new("NoValidHost", "nova.exception", "no host");
+        failure.kwargs.insert("reason".into(), json!("RAM"));
+        let bytes = encode_reply(&Reply::failure(failure.clone()), "mid", "uid");
+        let inner = parse(&bytes);
+        // The failure is a JSON string holding the serialized exception, as oslo sends it.
+        let failure_obj: Value = serde_json::from_str(inner["failure"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            failure_obj,
+            json!({"class": "NoValidHost", "module": "nova.exception", "message": "no host",
+                   "tb": [], "args": ["no host"], "kwargs": {"reason": "RAM"}})
+        );
+        assert_eq!(decode_reply(&bytes).unwrap().0.failure.unwrap(), failure);
+    }
+
+    #[test]
+    fn legacy_bare_message_is_accepted() {
+        let body = br#"{"method": "echo", "args": {"v": 1}, "_unique_id": "x"}"#;
+        let decoded = decode_request(body).unwrap();
+        assert_eq!(decoded.request.method, "echo");
+        assert_eq!(decoded.request.version, None);
+    }
+
+    #[test]
+    fn bad_requests_say_why_and_keep_the_route() {
+        let cases: [(&[u8], &str, bool); 7] = [
+            (b"not json", "not valid JSON", false),
+            (br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#, "unsupported envelope version `3.0`", false),
+            (br#"{"oslo.version": "2.0"}"#, "no `oslo.message`", false),
+            (br#"{"oslo.version": "2.0", "oslo.message": "{\"_msg_id\": \"m\", \"_reply_q\": \"q\"}"}"#, "no `method`", true),
+            (br#"{"method": "m", "args": [1], "_msg_id": "m", "_reply_q": "q"}"#, "`args` must be an object", true),
+            (br#"{"method": 5, "_msg_id": "m", "_reply_q": "q"}"#, "`method` must be a string", true),
+            (br#"{"method": "m", "version": "four", "_msg_id": "m", "_reply_q": "q"}"#, "`version` must be", true),
+        ];
+        for (body, message, routed) in cases {
+            let err = decode_request(body).unwrap_err();
+            assert!(err.error.to_string().contains(message), "{}: {}", String::from_utf8_lossy(body), err.error);
+            assert_eq!(err.reply_route.is_some(), routed, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn reply_without_ending_is_not_final_and_without_msg_id_is_refused() {
+        let (reply, _) = decode_reply(br#"{"result": 1, "failure": null, "_msg_id": "m"}"#).unwrap();
+        assert!(!reply.ending);
+        assert!(decode_reply(br#"{"result": 1, "failure": null, "ending": true}"#).is_err());
+    }
+
+    #[test]
+    fn escaping_covers_control_characters() {
+        let mut out = Vec::new();
+        escape_into(&mut out, b"a\"b\\c\x01\n");
+        assert_eq!(out, b"a\\\"b\\\\c\\u0001\\n");
+    }
+}

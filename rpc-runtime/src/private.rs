@@ -1,0 +1,350 @@
+//! Glue for code that `#[rpc_endpoint]` generates.
+//!
+//! /!\ WARNING: this is *not* a stable API! /!\ It is public only so generated code can reach it,
+//! and may change in any release. Each piece is small and delegates to the documented modules.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use serde;
+pub use serde_json;
+
+pub use crate::transport::BoxFuture;
+use crate::client::Client;
+use crate::context::Context;
+use crate::envelope::Args;
+use crate::error::{ApplicationError, CallError, RemoteError, RpcError};
+use crate::version::Version;
+
+/// A type that can cross the wire as an argument or a result.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross the wire as an RPC argument or result",
+    label = "RPC arguments and results must implement serde's `Serialize` and `Deserialize`",
+    note = "derive them: `#[derive(serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait WireType: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> WireType for T {}
+
+/// Compiles only when `T` can cross the wire; generated code calls it spanned at the user's type.
+pub const fn assert_wire_type<T: WireType>() {}
+
+/// Compiles only when `E` is an application error; spanned at the user's error type.
+pub const fn assert_application_error<E: ApplicationError>() {}
+
+/// One request being built by a generated client method: the method, the version it needs and its
+/// arguments.
+pub struct Call {
+    method: &'static str,
+    version: Version,
+    args: Vec<u8>,
+    error: Option<serde_json::Error>,
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// Starts a call to `method`, which exists since `version`.
+    pub fn new(method: &'static str, version: Version) -> Self {
+        let mut args = Vec::with_capacity(64);
+        args.push(b'{');
+        Self {
+            method,
+            version,
+            args,
+            error: None,
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg<T: WireType + ?Sized>(&mut self, name: &str, value: &T) -> &mut Self {
+        if self.error.is_some() {
+            return self;
+        }
+        if self.args.len() > 1 {
+            self.args.push(b',');
+        }
+        if let Err(error) = serde_json::to_writer(&mut self.args, name)
+            .and_then(|()| {
+                self.args.push(b':');
+                serde_json::to_writer(&mut self.args, value)
+            })
+        {
+            self.error = Some(error);
+        }
+        self
+    }
+
+    /// Adds an argument that exists since `since`: a `Some` raises the call's version to `since`,
+    /// a `None` is left out so older servers can take the call.
+    pub fn arg_since<T: WireType>(
+        &mut self,
+        name: &str,
+        value: &Option<T>,
+        since: Version,
+    ) -> &mut Self {
+        if value.is_some() {
+            if since > self.version {
+                self.version = since;
+            }
+            self.arg(name, value);
+        }
+        self
+    }
+
+    /// The version this call will be sent at.
+    pub fn version(&self) -> &Version {
+        &self.version
+    }
+
+    fn finish(mut self) -> Result<(&'static str, Version, Args), RpcError> {
+        if let Some(source) = self.error {
+            return Err(RpcError::Encode {
+                method: self.method.to_owned(),
+                source,
+            });
+        }
+        self.args.push(b'}');
+        // serde_json writes UTF-8 only; the check cannot fail.
+        let text = String::from_utf8(self.args).map_err(|e| RpcError::Encode {
+            method: self.method.to_owned(),
+            source: serde::ser::Error::custom(e),
+        })?;
+        Ok((self.method, self.version, Args::from_trusted(text)))
+    }
+}
+
+/// Sends a call whose method returns `R` (no typed error).
+pub async fn call<R: DeserializeOwned>(
+    client: &Client,
+    ctx: &Context,
+    call: Call,
+) -> Result<R, RpcError> {
+    let (method, version, args) = call.finish()?;
+    let result = client.call_args(ctx, method, Some(version), args).await?;
+    crate::client::decode_result(method, &result)
+}
+
+/// Sends a call whose method returns `Result<R, E>`.
+pub async fn call_fallible<R: DeserializeOwned, E: ApplicationError>(
+    client: &Client,
+    ctx: &Context,
+    call: Call,
+) -> Result<R, CallError<E>> {
+    let (method, version, args) = call.finish()?;
+    client
+        .call_args_fallible(ctx, method, Some(version), args)
+        .await
+}
+
+/// Sends a cast.
+pub async fn cast(client: &Client, ctx: &Context, call: Call) -> Result<(), RpcError> {
+    let (method, version, args) = call.finish()?;
+    client.cast_args(ctx, method, Some(version), args).await
+}
+
+/// Reads named arguments on the server side.
+pub struct ArgsReader<'a> {
+    method: &'a str,
+    entries: Vec<(Cow<'a, str>, Option<&'a RawValue>)>,
+}
+
+impl fmt::Debug for ArgsReader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArgsReader")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> ArgsReader<'a> {
+    /// Parses the argument object of a call to `method`.
+    ///
+    /// # Errors
+    ///
+    /// An invalid-arguments failure when `args` is not an object.
+    pub fn new(method: &'a str, args: &'a Args) -> Result<Self, RemoteError> {
+        #[derive(Deserialize)]
+        struct Entries<'a>(
+            #[serde(borrow, deserialize_with = "borrowed_entries")]
+            Vec<(Cow<'a, str>, Option<&'a RawValue>)>,
+        );
+        fn borrowed_entries<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<(Cow<'de, str>, Option<&'de RawValue>)>, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Vec<(Cow<'de, str>, Option<&'de RawValue>)>;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an object of named arguments")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Self::Value, A::Error> {
+                    let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                    while let Some(key) = map.next_key::<crate::private::BorrowedKey<'de>>()? {
+                        let value: &'de RawValue = map.next_value()?;
+                        entries.push((key.0, Some(value)));
+                    }
+                    Ok(entries)
+                }
+            }
+            d.deserialize_map(V)
+        }
+        let Entries(entries) = serde_json::from_str(args.as_json())
+            .map_err(|e| RemoteError::invalid_arguments(method, e))?;
+        Ok(Self { method, entries })
+    }
+
+    /// Takes the argument `name`. A missing argument reads as JSON `null`, so an `Option` is `None`
+    /// and anything else is an error that names it.
+    ///
+    /// # Errors
+    ///
+    /// An invalid-arguments failure naming the argument and what is wrong.
+    pub fn take<T: WireType>(&mut self, name: &str) -> Result<T, RemoteError> {
+        let raw = self
+            .entries
+            .iter_mut()
+            .find(|(key, _)| key == name)
+            .and_then(|(_, value)| value.take());
+        match raw {
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+                RemoteError::invalid_arguments(self.method, format!("argument `{name}`: {e}"))
+            }),
+            None => serde_json::from_str("null").map_err(|_| {
+                RemoteError::invalid_arguments(self.method, format!("missing argument `{name}`"))
+            }),
+        }
+    }
+
+    /// Checks that no argument was left unread: a name the method does not have is an error, as
+    /// Python's `TypeError` for an unexpected keyword argument.
+    ///
+    /// # Errors
+    ///
+    /// An invalid-arguments failure naming the unexpected arguments.
+    pub fn finish(self) -> Result<(), RemoteError> {
+        let unexpected: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, value)| value.is_some())
+            .map(|(key, _)| format!("`{key}`"))
+            .collect();
+        if unexpected.is_empty() {
+            Ok(())
+        } else {
+            Err(RemoteError::invalid_arguments(
+                self.method,
+                format!("unexpected argument {}", unexpected.join(", ")),
+            ))
+        }
+    }
+}
+
+/// A map key borrowed from the input when it has no escapes.
+pub struct BorrowedKey<'de>(Cow<'de, str>);
+
+impl fmt::Debug for BorrowedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for BorrowedKey<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BorrowedKey<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an argument name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedKey(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// Encodes a method's plain result.
+///
+/// # Errors
+///
+/// A failure when the value does not serialize.
+pub fn encode_ok<T: WireType>(value: &T) -> Result<Box<RawValue>, RemoteError> {
+    serde_json::value::to_raw_value(value).map_err(|e| {
+        RemoteError::new(
+            "EncodeError",
+            crate::error::RUNTIME_MODULE,
+            format!("could not encode the result: {e}"),
+        )
+    })
+}
+
+/// Encodes a method's `Result<T, E>`: the value, or the typed error as an oslo failure.
+///
+/// # Errors
+///
+/// The typed error as a failure, or a failure when the value does not serialize.
+pub fn encode_result<T: WireType, E: ApplicationError>(
+    result: Result<T, E>,
+) -> Result<Box<RawValue>, RemoteError> {
+    match result {
+        Ok(value) => encode_ok(&value),
+        Err(error) => Err(RemoteError::from_application(&error)),
+    }
+}
+
+/// The failure for a method that the endpoint does not have (never reached through the
+/// dispatcher, which checks the descriptor first).
+pub fn no_such_method(method: &str) -> RemoteError {
+    RemoteError::no_such_method(method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn call_writes_arguments_and_raises_version_only_for_some() {
+        let mut call = Call::new("select", Version::new(4, 0));
+        call.arg("spec", &json!({"vcpus": 1}))
+            .arg_since::<Vec<u32>>("uuids", &None, Version::new(4, 2));
+        assert_eq!(call.version(), &Version::new(4, 0));
+        call.arg_since("hint", &Some("x".to_owned()), Version::new(4, 1));
+        let (_, version, args) = call.finish().unwrap();
+        assert_eq!(version, Version::new(4, 1));
+        assert_eq!(args.as_json(), r#"{"spec":{"vcpus":1},"hint":"x"}"#);
+    }
+
+    #[test]
+    fn reader_takes_named_arguments_and_reports_problems() {
+        let args = Args::from_serialize(&json!({"a": 1, "b": "x", "c\"q": 2})).unwrap();
+        let mut reader = ArgsReader::new("m", &args).unwrap();
+        assert_eq!(reader.take::<i64>("a").unwrap(), 1);
+        assert_eq!(reader.take::<Option<i64>>("missing").unwrap(), None);
+        let err = reader.take::<i64>("also_missing").unwrap_err();
+        assert_eq!(err.message, "invalid arguments for method `m`: missing argument `also_missing`");
+        let err = reader.take::<i64>("b").unwrap_err();
+        assert!(err.message.contains("argument `b`: invalid type"), "{}", err.message);
+        let err = reader.finish().unwrap_err();
+        assert!(err.message.contains("unexpected argument `c\"q`"), "{}", err.message);
+    }
+}

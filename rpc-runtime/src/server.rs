@@ -1,0 +1,211 @@
+//! The RPC server: takes requests from a transport's listener and runs them through the dispatcher,
+//! at most a configured number at once.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::dispatch::Dispatcher;
+use crate::endpoint::Endpoint;
+use crate::envelope::Reply;
+use crate::error::TransportError;
+use crate::target::Target;
+use crate::transport::{Incoming, Listener, Transport};
+
+/// How a server runs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The most requests executing at once; more wait in the transport's queue. The default is 64,
+    /// oslo's `executor_thread_pool_size`.
+    pub max_concurrency: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 64,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets the most requests executing at once (at least 1).
+    #[must_use]
+    pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
+        self.max_concurrency = max_concurrency.max(1);
+        self
+    }
+}
+
+/// A running RPC server: consuming on its target, dispatching to its endpoints.
+///
+/// # Examples
+///
+/// ```
+/// # async fn demo(endpoint: std::sync::Arc<dyn rpc_runtime::Endpoint>) -> Result<(), rpc_runtime::TransportError> {
+/// use rpc_runtime::{MemoryBroker, RpcServer, ServerConfig, Target};
+/// use std::sync::Arc;
+///
+/// let transport = Arc::new(MemoryBroker::new().transport());
+/// let server = RpcServer::start(transport, Target::new("demo").with_server("host1"),
+///                               vec![endpoint], ServerConfig::default()).await?;
+/// // … serve …
+/// server.stop().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RpcServer {
+    target: Target,
+    stop: watch::Sender<bool>,
+    consumer: JoinHandle<()>,
+    slots: Arc<Semaphore>,
+    max_concurrency: usize,
+}
+
+impl RpcServer {
+    /// Starts consuming on `target` (its topic, `topic.server` when it names a server, and the
+    /// topic's fanout). The server is consuming when this returns.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the transport cannot listen.
+    pub async fn start(
+        transport: Arc<dyn Transport>,
+        target: Target,
+        endpoints: Vec<Arc<dyn Endpoint>>,
+        config: ServerConfig,
+    ) -> Result<Self, TransportError> {
+        let listener = transport.listen(&target).await?;
+        let max_concurrency = config.max_concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(max_concurrency));
+        let (stop, stopped) = watch::channel(false);
+        let dispatcher = Arc::new(Dispatcher::new(endpoints));
+        tracing::info!(topic = %target.topic, server = target.server.as_deref().unwrap_or(""), max_concurrency, "RPC server consuming");
+        let consumer = tokio::spawn(consume(listener, dispatcher, Arc::clone(&slots), stopped));
+        Ok(Self {
+            target,
+            stop,
+            consumer,
+            slots,
+            max_concurrency,
+        })
+    }
+
+    /// The target the server consumes on.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// How many requests are executing now.
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrency - self.slots.available_permits()
+    }
+
+    /// Stops taking requests, then waits for those executing to finish and answer.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.consumer.await {
+            tracing::error!(%error, "the RPC server's consumer task failed");
+        }
+        // Every executing request holds a slot; having them all means none is left.
+        let all = u32::try_from(self.max_concurrency).unwrap_or(u32::MAX);
+        if let Ok(permits) = self.slots.acquire_many(all).await {
+            permits.forget();
+        }
+        tracing::info!(topic = %self.target.topic, "RPC server stopped");
+    }
+}
+
+async fn consume(
+    mut listener: Listener,
+    dispatcher: Arc<Dispatcher>,
+    slots: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        // Take a slot before a message, so a busy server leaves messages in the queue.
+        let slot = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|stop| *stop) => return,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
+        let incoming = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|stop| *stop) => return,
+            incoming = listener.recv() => match incoming {
+                Some(incoming) => incoming,
+                None => return,
+            },
+        };
+        let dispatcher = Arc::clone(&dispatcher);
+        tokio::spawn(async move {
+            handle(incoming, &dispatcher).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn handle(incoming: Incoming, dispatcher: &Dispatcher) {
+    let (request, reply_to) = incoming.into_parts();
+    let ctx = &request.context;
+    let span = tracing::info_span!(
+        "rpc.request",
+        method = %request.method,
+        request_id = %ctx.request_id,
+        global_request_id = ctx.global_request_id.as_deref(),
+        user_id = ctx.user_id.as_deref(),
+        project_id = ctx.project_id.as_deref(),
+        msg_id = reply_to.as_ref().map(|r| r.msg_id()),
+    );
+    async move {
+        let remaining = match request.deadline {
+            None => None,
+            Some(deadline) => match deadline.duration_since(SystemTime::now()) {
+                Ok(remaining) => Some(remaining),
+                Err(_) => {
+                    tracing::warn!("dropping a request whose caller's deadline has passed");
+                    return;
+                }
+            },
+        };
+        let method = request.method.clone();
+        let dispatched = dispatcher.dispatch(request);
+        let outcome = match remaining {
+            None => dispatched.await,
+            Some(remaining) => match tokio::time::timeout(remaining, dispatched).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    tracing::warn!("cancelled: the caller's deadline passed while the method ran");
+                    return;
+                }
+            },
+        };
+        match (reply_to, outcome) {
+            (Some(reply_to), outcome) => {
+                let reply = match outcome {
+                    Ok(result) => Reply::result(result),
+                    Err(failure) => {
+                        tracing::debug!(class = %failure.class, message = %failure.message, "the call failed");
+                        Reply::failure(failure)
+                    }
+                };
+                if let Err(error) = reply_to.send(reply).await {
+                    tracing::warn!(%error, "could not send the reply");
+                }
+            }
+            (None, Ok(_)) => {}
+            (None, Err(failure)) => {
+                tracing::warn!(%method, class = %failure.class, message = %failure.message, "a cast failed");
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}

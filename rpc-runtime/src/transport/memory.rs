@@ -1,0 +1,391 @@
+//! `memory://`: an in-process broker with oslo's routing (topic, `topic.server`, fanout, reply
+//! queues), carrying the same encoded envelopes as RabbitMQ.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BoxFuture, Delivery, Listener, ReplySink, Transport, TransportUrl};
+use crate::envelope::{self, Reply, ReplyRoute, Request};
+use crate::error::TransportError;
+use crate::target::Target;
+
+/// The control exchange used when a target names none (oslo's default).
+const DEFAULT_EXCHANGE: &str = "openstack";
+
+/// An in-process broker. Transports made from one broker reach each other and nothing else, which
+/// is how tests isolate themselves.
+///
+/// # Examples
+///
+/// ```
+/// use rpc_runtime::MemoryBroker;
+///
+/// let broker = MemoryBroker::new();
+/// let server_side = broker.transport();
+/// let client_side = broker.transport();
+/// # drop((server_side, client_side));
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryBroker {
+    state: Arc<BrokerState>,
+}
+
+impl fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBroker").finish_non_exhaustive()
+    }
+}
+
+impl MemoryBroker {
+    /// Creates an empty broker of its own.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process-wide broker registered under `name` (`memory://name`), created on first use
+    /// and kept while a transport uses it.
+    pub fn named(name: &str) -> Self {
+        static BROKERS: OnceLock<Mutex<HashMap<String, Weak<BrokerState>>>> = OnceLock::new();
+        let mut brokers = lock(BROKERS.get_or_init(Mutex::default));
+        if let Some(state) = brokers.get(name).and_then(Weak::upgrade) {
+            return Self { state };
+        }
+        brokers.retain(|_, weak| weak.strong_count() > 0);
+        let state = Arc::new(BrokerState::default());
+        brokers.insert(name.to_owned(), Arc::downgrade(&state));
+        Self { state }
+    }
+
+    /// A transport on this broker, with its own reply queue.
+    pub fn transport(&self) -> MemoryTransport {
+        let replies = Arc::new(ReplyWaiters {
+            name: format!("reply_{}", envelope::new_message_id()),
+            pending: Mutex::default(),
+        });
+        lock(&self.state.reply_queues).insert(replies.name.clone(), Arc::downgrade(&replies));
+        MemoryTransport {
+            broker: Arc::clone(&self.state),
+            replies,
+        }
+    }
+}
+
+#[derive(Default)]
+struct BrokerState {
+    /// Direct queues by `exchange` and routing key (`topic` or `topic.server`).
+    queues: Mutex<HashMap<(String, String), Queue>>,
+    /// Fanout consumers by topic.
+    fanout: Mutex<HashMap<String, Vec<Consumer>>>,
+    /// Reply queues by name.
+    reply_queues: Mutex<HashMap<String, Weak<ReplyWaiters>>>,
+    next_consumer: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    consumers: Vec<Consumer>,
+    next: usize,
+}
+
+struct Consumer {
+    id: u64,
+    tx: mpsc::UnboundedSender<Delivery>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a broker lock leaves plain maps behind, still consistent.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl BrokerState {
+    /// Routes to one consumer of a direct queue, round robin. A message for a queue with no
+    /// consumer is dropped, as RabbitMQ drops a message routed to no queue.
+    fn publish_direct(self: &Arc<Self>, exchange: &str, routing_key: &str, body: Vec<u8>) -> bool {
+        let mut queues = lock(&self.queues);
+        let Some(queue) = queues.get_mut(&(exchange.to_owned(), routing_key.to_owned())) else {
+            return false;
+        };
+        let mut delivery = Delivery {
+            body,
+            sink: Arc::clone(self) as Arc<dyn ReplySink>,
+        };
+        while !queue.consumers.is_empty() {
+            let index = queue.next % queue.consumers.len();
+            match queue.consumers[index].tx.send(delivery) {
+                Ok(()) => {
+                    queue.next = index + 1;
+                    return true;
+                }
+                Err(mpsc::error::SendError(returned)) => {
+                    delivery = returned;
+                    queue.consumers.remove(index);
+                }
+            }
+        }
+        false
+    }
+
+    fn publish_fanout(self: &Arc<Self>, topic: &str, body: &[u8]) -> usize {
+        let mut fanout = lock(&self.fanout);
+        let Some(consumers) = fanout.get_mut(topic) else {
+            return 0;
+        };
+        consumers.retain(|c| {
+            c.tx.send(Delivery {
+                body: body.to_vec(),
+                sink: Arc::clone(self) as Arc<dyn ReplySink>,
+            })
+            .is_ok()
+        });
+        consumers.len()
+    }
+
+    fn subscribe(
+        self: &Arc<Self>,
+        exchange: &str,
+        target: &Target,
+        tx: &mpsc::UnboundedSender<Delivery>,
+    ) -> Subscription {
+        let id = self.next_consumer.fetch_add(1, Ordering::Relaxed);
+        let mut keys = vec![(exchange.to_owned(), target.topic.to_string())];
+        if target.server.is_some() {
+            keys.push((exchange.to_owned(), target.routing_key()));
+        }
+        {
+            let mut queues = lock(&self.queues);
+            for key in &keys {
+                queues.entry(key.clone()).or_default().consumers.push(Consumer {
+                    id,
+                    tx: tx.clone(),
+                });
+            }
+        }
+        lock(&self.fanout)
+            .entry(target.topic.to_string())
+            .or_default()
+            .push(Consumer { id, tx: tx.clone() });
+        Subscription {
+            broker: Arc::downgrade(self),
+            id,
+            keys,
+            topic: target.topic.to_string(),
+        }
+    }
+}
+
+impl ReplySink for BrokerState {
+    fn send_reply<'a>(
+        &'a self,
+        reply_q: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        let waiters = lock(&self.reply_queues).get(reply_q).and_then(Weak::upgrade);
+        match waiters {
+            Some(waiters) => waiters.deliver(&body),
+            None => tracing::debug!(reply_q, "dropping a reply for a reply queue that is gone"),
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Removes a listener's consumers from the broker when the listener is dropped.
+struct Subscription {
+    broker: Weak<BrokerState>,
+    id: u64,
+    keys: Vec<(String, String)>,
+    topic: String,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let mut queues = lock(&broker.queues);
+        for key in &self.keys {
+            if let Some(queue) = queues.get_mut(key) {
+                queue.consumers.retain(|c| c.id != self.id);
+                if queue.consumers.is_empty() {
+                    queues.remove(key);
+                }
+            }
+        }
+        drop(queues);
+        if let Some(consumers) = lock(&broker.fanout).get_mut(&self.topic) {
+            consumers.retain(|c| c.id != self.id);
+        }
+    }
+}
+
+/// One transport's reply queue: calls waiting for their reply, by `_msg_id`.
+struct ReplyWaiters {
+    name: String,
+    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+}
+
+impl ReplyWaiters {
+    fn deliver(&self, body: &[u8]) {
+        let (reply, msg_id) = match envelope::decode_reply(body) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%error, reply_q = %self.name, "dropping an unreadable reply");
+                return;
+            }
+        };
+        if !reply.ending {
+            // A call-monitor heartbeat: the call is still running.
+            return;
+        }
+        match lock(&self.pending).remove(&msg_id) {
+            Some(waiter) => {
+                let _ = waiter.send(reply);
+            }
+            None => tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)"),
+        }
+    }
+}
+
+/// Removes a call's waiter when the call ends, however it ends (reply, timeout or cancellation).
+struct PendingGuard<'a> {
+    waiters: &'a ReplyWaiters,
+    msg_id: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.waiters.pending).remove(&self.msg_id);
+    }
+}
+
+/// The `memory://` transport: one process, no broker, the real envelope.
+///
+/// `memory://` uses the process-wide default broker and `memory://name` a named one; for full
+/// isolation make a [`MemoryBroker`] and take transports from it.
+pub struct MemoryTransport {
+    broker: Arc<BrokerState>,
+    replies: Arc<ReplyWaiters>,
+}
+
+impl fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTransport")
+            .field("reply_q", &self.replies.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MemoryTransport {
+    fn drop(&mut self) {
+        lock(&self.broker.reply_queues).remove(&self.replies.name);
+    }
+}
+
+impl MemoryTransport {
+    /// A transport on the broker a `memory://[name]` URL names.
+    pub fn connect(url: &TransportUrl) -> Self {
+        let name = url.hosts().first().map_or("", |h| h.hostname.as_str());
+        MemoryBroker::named(name).transport()
+    }
+
+    /// Sends a request body built by `build` (given the call's reply route) as a call, and waits for
+    /// the reply. For tests of wire-level behaviour: malformed or hand-made messages.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Timeout`] when no final reply arrives in time.
+    pub async fn call_raw(
+        &self,
+        target: &Target,
+        build: impl FnOnce(&ReplyRoute) -> Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Reply, TransportError> {
+        let route = ReplyRoute {
+            msg_id: envelope::new_message_id(),
+            reply_q: self.replies.name.clone(),
+        };
+        let body = build(&route);
+        self.call_body(target, route.msg_id, body, timeout).await
+    }
+
+    /// Publishes a raw body to the target (a cast). For tests of wire-level behaviour.
+    pub fn cast_raw(&self, target: &Target, body: Vec<u8>) {
+        self.publish(target, body);
+    }
+
+    fn publish(&self, target: &Target, body: Vec<u8>) {
+        if target.fanout {
+            self.broker.publish_fanout(&target.topic, &body);
+        } else {
+            let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
+            if !self.broker.publish_direct(exchange, &target.routing_key(), body) {
+                tracing::debug!(routing_key = %target.routing_key(), "no queue for the message; dropped");
+            }
+        }
+    }
+
+    async fn call_body(
+        &self,
+        target: &Target,
+        msg_id: String,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Reply, TransportError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.replies.pending).insert(msg_id.clone(), tx);
+        let _guard = PendingGuard {
+            waiters: &self.replies,
+            msg_id,
+        };
+        self.publish(target, body);
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(TransportError::Closed),
+            Err(_) => Err(TransportError::Timeout { timeout }),
+        }
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn call<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Reply, TransportError>> {
+        Box::pin(async move {
+            let route = ReplyRoute {
+                msg_id: envelope::new_message_id(),
+                reply_q: self.replies.name.clone(),
+            };
+            let body = envelope::encode_request(
+                request,
+                Some(&route),
+                None,
+                &envelope::new_message_id(),
+            );
+            self.call_body(target, route.msg_id, body, timeout).await
+        })
+    }
+
+    fn cast<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        let body = envelope::encode_request(request, None, None, &envelope::new_message_id());
+        self.publish(target, body);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
+        let subscription = self.broker.subscribe(exchange, target, &tx);
+        Box::pin(std::future::ready(Ok(Listener::new(rx, subscription))))
+    }
+}

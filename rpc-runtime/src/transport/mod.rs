@@ -1,0 +1,264 @@
+//! Transports move encoded messages between clients and servers.
+//!
+//! A transport knows exchanges, queues and reply routing; it knows nothing of clients or
+//! dispatchers. Every transport sends the bytes [`envelope`](crate::envelope) produces, so the
+//! in-memory transport exercises the same encoding as RabbitMQ.
+
+mod memory;
+mod url;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+pub use self::memory::{MemoryBroker, MemoryTransport};
+pub use self::url::{TransportHost, TransportUrl};
+use crate::envelope::{self, DecodedRequest, Reply, ReplyRoute, Request};
+use crate::error::{RemoteError, TransportError};
+use crate::target::Target;
+
+/// A boxed, sendable future: what object-safe traits in this crate return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Moves requests to servers and replies back to callers.
+///
+/// The scheme is chosen at run time from a URL ([`connect`]), so clients and servers hold an
+/// `Arc<dyn Transport>` and never know which one it is.
+pub trait Transport: Send + Sync + fmt::Debug + 'static {
+    /// Sends a request to one server of `target` and waits up to `timeout` for the final reply.
+    ///
+    /// A reply that arrives after the timeout is dropped; it is never delivered to another call.
+    fn call<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Reply, TransportError>>;
+
+    /// Sends a request that gets no reply: to one server of the target, to `topic.server`, or to
+    /// every server when the target is fanout.
+    fn cast<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
+
+    /// Starts consuming for a server: its topic queue, its `topic.server` queue and its fanout
+    /// queue. The listener is consuming when this returns.
+    fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>>;
+}
+
+/// Builds the transport a URL names: `memory://[name]`, or `rabbit://` / `amqp://`.
+///
+/// # Errors
+///
+/// Fails on a malformed URL, an unknown scheme, or a scheme this build does not include.
+pub fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
+    let url: TransportUrl = url.parse()?;
+    match url.scheme() {
+        "memory" => Ok(Arc::new(MemoryTransport::connect(&url))),
+        "rabbit" | "amqp" | "amqps" => Err(TransportError::UnsupportedScheme {
+            scheme: format!(
+                "{} (the RabbitMQ transport is not in this release yet)",
+                url.scheme()
+            ),
+        }),
+        other => Err(TransportError::UnsupportedScheme {
+            scheme: other.to_owned(),
+        }),
+    }
+}
+
+/// Where a transport delivers replies for a server: implemented by each transport, hidden
+/// behind [`ReplyTo`].
+pub(crate) trait ReplySink: Send + Sync + 'static {
+    /// Publishes an encoded reply to the caller's reply queue.
+    fn send_reply<'a>(
+        &'a self,
+        reply_q: &'a str,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
+}
+
+/// One message as a transport hands it to a listener: the body and how to answer it.
+pub(crate) struct Delivery {
+    pub(crate) body: Vec<u8>,
+    pub(crate) sink: Arc<dyn ReplySink>,
+}
+
+/// How many recent `_unique_id`s a listener remembers to drop duplicates (oslo's
+/// `DUP_MSG_CHECK_SIZE`).
+const DUPLICATE_WINDOW: usize = 16;
+
+/// The stream of requests for one server.
+///
+/// It decodes each message; a message that cannot be decoded is answered with a clear failure
+/// when it says where to reply, and otherwise logged and dropped. Duplicates (a `_unique_id` seen
+/// among the last 16) are dropped, as oslo does. Dropping the listener stops consuming.
+pub struct Listener {
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    recent: VecDeque<String>,
+    _subscription: Box<dyn Send + Sync>,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener").finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    /// Wraps a transport's delivery channel; `subscription` is dropped with the listener and
+    /// unsubscribes.
+    pub(crate) fn new(
+        rx: mpsc::UnboundedReceiver<Delivery>,
+        subscription: impl Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            rx,
+            recent: VecDeque::with_capacity(DUPLICATE_WINDOW),
+            _subscription: Box::new(subscription),
+        }
+    }
+
+    /// Waits for the next request; `None` once the transport has stopped delivering.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        loop {
+            let delivery = self.rx.recv().await?;
+            match envelope::decode_request(&delivery.body) {
+                Ok(decoded) => {
+                    if self.is_duplicate(decoded.unique_id.as_deref()) {
+                        tracing::warn!(
+                            unique_id = decoded.unique_id.as_deref().unwrap_or_default(),
+                            "ignoring duplicate message"
+                        );
+                        continue;
+                    }
+                    return Some(Incoming::new(decoded, delivery.sink));
+                }
+                Err(failure) => {
+                    let reason = describe(&failure.error);
+                    match failure.reply_route {
+                        Some(route) => {
+                            tracing::warn!(%reason, msg_id = %route.msg_id, "refusing a malformed request");
+                            let reply_to = ReplyTo {
+                                route,
+                                sink: delivery.sink,
+                            };
+                            let reply = Reply::failure(RemoteError::malformed_message(&reason));
+                            if let Err(error) = reply_to.send(reply).await {
+                                tracing::warn!(%error, "could not answer a malformed request");
+                            }
+                        }
+                        None => {
+                            tracing::warn!(%reason, "dropping a malformed message that names no reply queue");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_duplicate(&mut self, unique_id: Option<&str>) -> bool {
+        let Some(id) = unique_id else {
+            return false;
+        };
+        if self.recent.iter().any(|seen| seen == id) {
+            return true;
+        }
+        if self.recent.len() == DUPLICATE_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(id.to_owned());
+        false
+    }
+}
+
+/// An error and its sources, on one line.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A request received by a server, with the handle to answer it when it is a call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Incoming {
+    /// The request.
+    pub request: Request,
+    /// The caller's call-monitor timeout in seconds, when it asked for heartbeats.
+    pub monitor_timeout: Option<f64>,
+    reply_to: Option<ReplyTo>,
+}
+
+impl Incoming {
+    fn new(decoded: DecodedRequest, sink: Arc<dyn ReplySink>) -> Self {
+        Self {
+            request: decoded.request,
+            monitor_timeout: decoded.monitor_timeout,
+            reply_to: decoded.reply_route.map(|route| ReplyTo { route, sink }),
+        }
+    }
+
+    /// Splits into the request and, for a call, the handle to answer it.
+    pub fn into_parts(self) -> (Request, Option<ReplyTo>) {
+        (self.request, self.reply_to)
+    }
+}
+
+/// The handle to answer one call, made by the transport the call came through.
+pub struct ReplyTo {
+    route: ReplyRoute,
+    sink: Arc<dyn ReplySink>,
+}
+
+impl fmt::Debug for ReplyTo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplyTo")
+            .field("msg_id", &self.route.msg_id)
+            .field("reply_q", &self.route.reply_q)
+            .finish()
+    }
+}
+
+impl ReplyTo {
+    /// The call's correlation id.
+    pub fn msg_id(&self) -> &str {
+        &self.route.msg_id
+    }
+
+    /// Sends the final reply.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the transport cannot publish it.
+    pub async fn send(self, reply: Reply) -> Result<(), TransportError> {
+        self.publish(&reply).await
+    }
+
+    /// Sends a call-monitor heartbeat ("still working").
+    ///
+    /// # Errors
+    ///
+    /// Fails when the transport cannot publish it.
+    pub async fn heartbeat(&self) -> Result<(), TransportError> {
+        self.publish(&Reply::heartbeat()).await
+    }
+
+    async fn publish(&self, reply: &Reply) -> Result<(), TransportError> {
+        let body =
+            envelope::encode_reply(reply, &self.route.msg_id, &envelope::new_message_id());
+        self.sink.send_reply(&self.route.reply_q, body).await
+    }
+}

@@ -1,0 +1,315 @@
+//! Transport URLs, oslo.messaging style: `rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost?opt=v`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::TransportError;
+
+/// One broker host of a transport URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TransportHost {
+    /// The user name, if any.
+    pub username: Option<String>,
+    password: Option<String>,
+    /// The host name or address.
+    pub hostname: String,
+    /// The port, if given.
+    pub port: Option<u16>,
+}
+
+impl TransportHost {
+    /// The password, if any. It is never printed: `Display` and `Debug` show `***`.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+}
+
+impl fmt::Display for TransportHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(user) = &self.username {
+            f.write_str(user)?;
+            if self.password.is_some() {
+                f.write_str(":***")?;
+            }
+            f.write_str("@")?;
+        }
+        f.write_str(&self.hostname)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TransportHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransportHost({self})")
+    }
+}
+
+/// A parsed transport URL. `Display` and `Debug` redact passwords, so it is safe to log.
+///
+/// # Examples
+///
+/// ```
+/// use rpc_runtime::TransportUrl;
+///
+/// let url: TransportUrl = "rabbit://nova:s3cret@rmq1:5672,nova:s3cret@rmq2/openstack".parse().unwrap();
+/// assert_eq!(url.hosts().len(), 2);
+/// assert_eq!(url.to_string(), "rabbit://nova:***@rmq1:5672,nova:***@rmq2/openstack");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct TransportUrl {
+    scheme: String,
+    hosts: Vec<TransportHost>,
+    virtual_host: Option<String>,
+    query: Vec<(String, String)>,
+}
+
+impl TransportUrl {
+    /// The scheme: `memory`, `rabbit`, `amqp`, `amqps`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The broker hosts, in failover order.
+    pub fn hosts(&self) -> &[TransportHost] {
+        &self.hosts
+    }
+
+    /// The virtual host (percent-decoded), if the URL has a path.
+    pub fn virtual_host(&self) -> Option<&str> {
+        self.virtual_host.as_deref()
+    }
+
+    /// The query options, in order.
+    pub fn query(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// The value of one query option.
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl fmt::Display for TransportUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        for (i, host) in self.hosts.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{host}")?;
+        }
+        if let Some(vhost) = &self.virtual_host {
+            write!(f, "/{}", percent_encode(vhost))?;
+        }
+        for (i, (k, v)) in self.query.iter().enumerate() {
+            write!(f, "{}{k}={v}", if i == 0 { '?' } else { '&' })?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TransportUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransportUrl({self})")
+    }
+}
+
+impl FromStr for TransportUrl {
+    type Err = TransportError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason: &str| TransportError::InvalidUrl {
+            url: redact_raw(input),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = input
+            .split_once("://")
+            .ok_or_else(|| invalid("expected `scheme://…`"))?;
+        if scheme.is_empty()
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-')
+        {
+            return Err(invalid("the scheme must be letters, digits, `+` or `-`"));
+        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = match rest.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (rest, None),
+        };
+        let mut hosts = Vec::new();
+        if !authority.is_empty() {
+            for part in authority.split(',') {
+                hosts.push(parse_host(part).map_err(|reason| invalid(reason))?);
+            }
+        }
+        let virtual_host = match path {
+            None | Some("") => None,
+            Some(p) => Some(percent_decode(p).ok_or_else(|| invalid("bad percent-escape in the virtual host"))?),
+        };
+        let mut pairs = Vec::new();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            pairs.push((k.to_owned(), v.to_owned()));
+        }
+        Ok(Self {
+            scheme: scheme.to_ascii_lowercase(),
+            hosts,
+            virtual_host,
+            query: pairs,
+        })
+    }
+}
+
+fn parse_host(part: &str) -> Result<TransportHost, &'static str> {
+    let (credentials, address) = match part.rsplit_once('@') {
+        Some((c, a)) => (Some(c), a),
+        None => (None, part),
+    };
+    let (username, password) = match credentials {
+        None => (None, None),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (
+                Some(percent_decode(u).ok_or("bad percent-escape in the user name")?),
+                Some(percent_decode(p).ok_or("bad percent-escape in the password")?),
+            ),
+            None => (Some(percent_decode(c).ok_or("bad percent-escape in the user name")?), None),
+        },
+    };
+    let (hostname, port) = if let Some(stripped) = address.strip_prefix('[') {
+        // [ipv6]:port
+        let (host, after) = stripped.split_once(']').ok_or("unclosed `[` in an IPv6 host")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().map_err(|_| "the port must be a number from 0 to 65535")?),
+            None if after.is_empty() => None,
+            None => return Err("unexpected text after an IPv6 host"),
+        };
+        (host.to_owned(), port)
+    } else {
+        match address.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_owned(),
+                Some(p.parse().map_err(|_| "the port must be a number from 0 to 65535")?),
+            ),
+            None => (address.to_owned(), None),
+        }
+    };
+    if hostname.is_empty() {
+        return Err("a host is empty");
+    }
+    Ok(TransportHost {
+        username,
+        password,
+        hostname,
+        port,
+    })
+}
+
+/// Redacts the password of every `user:pass@` in text that did not parse.
+fn redact_raw(input: &str) -> String {
+    let Some((scheme, rest)) = input.split_once("://") else {
+        return input.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let hosts: Vec<String> = authority
+        .split(',')
+        .map(|part| match part.rsplit_once('@') {
+            Some((cred, addr)) => match cred.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{addr}"),
+                None => part.to_owned(),
+            },
+            None => part.to_owned(),
+        })
+        .collect();
+    format!("{scheme}://{}{tail}", hosts.join(","))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hosts_vhost_and_query() {
+        let url: TransportUrl = "rabbit://guest:guest@127.0.0.1:5672,u2:p%40ss@[::1]/%2f?heartbeat=10&ssl"
+            .parse()
+            .unwrap();
+        assert_eq!(url.scheme(), "rabbit");
+        assert_eq!(url.hosts().len(), 2);
+        assert_eq!(url.hosts()[0].hostname, "127.0.0.1");
+        assert_eq!(url.hosts()[0].port, Some(5672));
+        assert_eq!(url.hosts()[1].password(), Some("p@ss"));
+        assert_eq!(url.hosts()[1].hostname, "::1");
+        assert_eq!(url.virtual_host(), Some("/"));
+        assert_eq!(url.option("heartbeat"), Some("10"));
+        assert_eq!(url.option("ssl"), Some(""));
+    }
+
+    #[test]
+    fn memory_url_needs_no_host() {
+        let url: TransportUrl = "memory://".parse().unwrap();
+        assert!(url.hosts().is_empty());
+        let named: TransportUrl = "memory://tests-1".parse().unwrap();
+        assert_eq!(named.hosts()[0].hostname, "tests-1");
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let url: TransportUrl = "rabbit://nova:topsecret@host/".parse().unwrap();
+        assert!(!url.to_string().contains("topsecret"));
+        assert!(!format!("{url:?}").contains("topsecret"));
+        assert!(!format!("{:?}", url.hosts()[0]).contains("topsecret"));
+        let err = "rabbit://nova:topsecret@host:notaport/".parse::<TransportUrl>().unwrap_err();
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains("topsecret"), "{text}");
+        assert!(text.contains("nova:***@host:notaport"), "{text}");
+    }
+
+    #[test]
+    fn refuses_malformed_urls() {
+        for bad in ["no-scheme", "://x", "rabbit://h:99999/", "rabbit://[::1/", "rabbit://u:p@/", "rabbit://h/%zz"] {
+            assert!(bad.parse::<TransportUrl>().is_err(), "{bad}");
+        }
+    }
+}
