@@ -1,12 +1,23 @@
-//! The `#[rpc_endpoint]` attribute for `rpc-runtime`. Use it as `rpc_runtime::rpc_endpoint`, where
-//! it is documented.
+//! The `#[rpc_endpoint]` attribute of `rpc-runtime`.
+//!
+//! Use it as `rpc_runtime::rpc_endpoint`, where the grammar, the generated items and the compile
+//! errors are documented. This crate is parse → model → validate → codegen: `parse` reads syntax,
+//! `model` lowers it to owned values with spans, `validate` applies every rule and reports every
+//! mistake at once, and `codegen` (which cannot fail) writes the dispatch table and typed client.
+
+mod codegen;
+mod errors;
+mod expand;
+mod model;
+mod parse;
+mod validate;
 
 use proc_macro::TokenStream;
 
 /// Generates a versioned dispatch table and a typed client for a manager's impl block.
+///
 /// Documented at `rpc_runtime::rpc_endpoint`.
 #[proc_macro_attribute]
 pub fn rpc_endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let _ = attr;
-    item
+    expand::rpc_endpoint(attr.into(), item.into()).into()
 }

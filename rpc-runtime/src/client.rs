@@ -211,15 +211,20 @@ impl Client {
         }
     }
 
-    /// Like [`call_args`](Self::call_args), then decodes `R` or the method's typed error `E`.
-    pub(crate) async fn call_args_fallible<R: DeserializeOwned, E: ApplicationError>(
+    /// Calls a method that returns `Result<R, E>` and decodes its result or its typed error.
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Application`] when the method returned its typed error `E`, and
+    /// [`CallError::Rpc`] for everything [`call`](Self::call) can fail with.
+    pub async fn call_fallible<R: DeserializeOwned, E: ApplicationError>(
         &self,
         ctx: &Context,
         method: &str,
-        version: Option<Version>,
-        args: Args,
+        args: &(impl Serialize + ?Sized),
     ) -> Result<R, CallError<E>> {
-        match self.call_args(ctx, method, version, args).await {
+        let args = encode_args(method, args)?;
+        match self.call_args(ctx, method, None, args).await {
             Ok(result) => Ok(decode_result(method, &result)?),
             Err(RpcError::Remote(failure)) => match failure.into_application::<E>() {
                 Ok(typed) => Err(CallError::Application(typed)),
@@ -245,7 +250,7 @@ impl Client {
         let mut request = Request::new(method, ctx.clone());
         request.args = args;
         request.namespace = self.target.namespace.as_deref().map(str::to_owned);
-        request.version = version.or_else(|| self.target.version.clone());
+        request.version = version.or(self.target.version);
         request
     }
 }

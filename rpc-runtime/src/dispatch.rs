@@ -98,7 +98,7 @@ impl Dispatcher {
             .iter()
             .map(|e| e.descriptor())
             .filter(|d| d.namespace == namespace)
-            .map(|d| d.version.clone())
+            .map(|d| d.version)
             .collect();
         Err(RemoteError::unsupported_version(
             &request.method,

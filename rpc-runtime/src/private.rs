@@ -30,11 +30,81 @@ pub trait WireType: Serialize + DeserializeOwned {}
 
 impl<T: Serialize + DeserializeOwned> WireType for T {}
 
-/// Compiles only when `T` can cross the wire; generated code calls it spanned at the user's type.
-pub const fn assert_wire_type<T: WireType>() {}
+/// Proof that `T` crosses the wire, carrying its codec. Made only where `T: WireType` holds, so a
+/// type that is not serde gives one error, at the spot generated code makes the proof (the user's
+/// type), instead of one per use.
+pub struct Wire<T> {
+    encode: fn(&T, &mut Vec<u8>) -> serde_json::Result<()>,
+    to_raw: fn(&T) -> serde_json::Result<Box<RawValue>>,
+    decode: fn(&str) -> serde_json::Result<T>,
+}
 
-/// Compiles only when `E` is an application error; spanned at the user's error type.
-pub const fn assert_application_error<E: ApplicationError>() {}
+impl<T> Clone for Wire<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Wire<T> {}
+
+impl<T> fmt::Debug for Wire<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Wire")
+    }
+}
+
+impl<T: WireType> Wire<T> {
+    /// The codec of `T`.
+    pub fn new() -> Self {
+        Self {
+            encode: |value, out| serde_json::to_writer(out, value),
+            to_raw: |value| serde_json::value::to_raw_value(value),
+            decode: |text| serde_json::from_str(text),
+        }
+    }
+}
+
+impl<T: WireType> Default for Wire<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Proof that `E` is an application error, carrying its conversions (see [`Wire`]).
+pub struct Fallible<E> {
+    encode: fn(&E) -> RemoteError,
+    decode: fn(RemoteError) -> Result<E, RemoteError>,
+}
+
+impl<E> Clone for Fallible<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for Fallible<E> {}
+
+impl<E> fmt::Debug for Fallible<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fallible")
+    }
+}
+
+impl<E: ApplicationError> Fallible<E> {
+    /// The conversions of `E`.
+    pub fn new() -> Self {
+        Self {
+            encode: RemoteError::from_application,
+            decode: RemoteError::into_application,
+        }
+    }
+}
+
+impl<E: ApplicationError> Default for Fallible<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// One request being built by a generated client method: the method, the version it needs and its
 /// arguments.
@@ -68,18 +138,17 @@ impl Call {
     }
 
     /// Adds an argument.
-    pub fn arg<T: WireType + ?Sized>(&mut self, name: &str, value: &T) -> &mut Self {
+    pub fn arg<T>(&mut self, name: &str, value: &T, wire: Wire<T>) -> &mut Self {
         if self.error.is_some() {
             return self;
         }
         if self.args.len() > 1 {
             self.args.push(b',');
         }
-        if let Err(error) = serde_json::to_writer(&mut self.args, name)
-            .and_then(|()| {
-                self.args.push(b':');
-                serde_json::to_writer(&mut self.args, value)
-            })
+        if let Err(error) = serde_json::to_writer(&mut self.args, name).and_then(|()| {
+            self.args.push(b':');
+            (wire.encode)(value, &mut self.args)
+        })
         {
             self.error = Some(error);
         }
@@ -88,17 +157,18 @@ impl Call {
 
     /// Adds an argument that exists since `since`: a `Some` raises the call's version to `since`,
     /// a `None` is left out so older servers can take the call.
-    pub fn arg_since<T: WireType>(
+    pub fn arg_since<T>(
         &mut self,
         name: &str,
         value: &Option<T>,
         since: Version,
+        wire: Wire<Option<T>>,
     ) -> &mut Self {
         if value.is_some() {
             if since > self.version {
                 self.version = since;
             }
-            self.arg(name, value);
+            self.arg(name, value, wire);
         }
         self
     }
@@ -126,26 +196,41 @@ impl Call {
 }
 
 /// Sends a call whose method returns `R` (no typed error).
-pub async fn call<R: DeserializeOwned>(
+pub async fn call<R>(
     client: &Client,
     ctx: &Context,
     call: Call,
+    result: Wire<R>,
 ) -> Result<R, RpcError> {
     let (method, version, args) = call.finish()?;
-    let result = client.call_args(ctx, method, Some(version), args).await?;
-    crate::client::decode_result(method, &result)
+    let raw = client.call_args(ctx, method, Some(version), args).await?;
+    decode_result(method, &raw, result)
 }
 
 /// Sends a call whose method returns `Result<R, E>`.
-pub async fn call_fallible<R: DeserializeOwned, E: ApplicationError>(
+pub async fn call_fallible<R, E>(
     client: &Client,
     ctx: &Context,
     call: Call,
+    result: Wire<R>,
+    error: Fallible<E>,
 ) -> Result<R, CallError<E>> {
     let (method, version, args) = call.finish()?;
-    client
-        .call_args_fallible(ctx, method, Some(version), args)
-        .await
+    match client.call_args(ctx, method, Some(version), args).await {
+        Ok(raw) => Ok(decode_result(method, &raw, result)?),
+        Err(RpcError::Remote(failure)) => match (error.decode)(failure) {
+            Ok(typed) => Err(CallError::Application(typed)),
+            Err(failure) => Err(CallError::Rpc(RpcError::Remote(failure))),
+        },
+        Err(other) => Err(CallError::Rpc(other)),
+    }
+}
+
+fn decode_result<R>(method: &str, raw: &RawValue, wire: Wire<R>) -> Result<R, RpcError> {
+    (wire.decode)(raw.get()).map_err(|source| RpcError::Decode {
+        method: method.to_owned(),
+        source,
+    })
 }
 
 /// Sends a cast.
@@ -214,17 +299,17 @@ impl<'a> ArgsReader<'a> {
     /// # Errors
     ///
     /// An invalid-arguments failure naming the argument and what is wrong.
-    pub fn take<T: WireType>(&mut self, name: &str) -> Result<T, RemoteError> {
+    pub fn take<T>(&mut self, name: &str, wire: Wire<T>) -> Result<T, RemoteError> {
         let raw = self
             .entries
             .iter_mut()
             .find(|(key, _)| key == name)
             .and_then(|(_, value)| value.take());
         match raw {
-            Some(raw) => serde_json::from_str(raw.get()).map_err(|e| {
+            Some(raw) => (wire.decode)(raw.get()).map_err(|e| {
                 RemoteError::invalid_arguments(self.method, format!("argument `{name}`: {e}"))
             }),
-            None => serde_json::from_str("null").map_err(|_| {
+            None => (wire.decode)("null").map_err(|_| {
                 RemoteError::invalid_arguments(self.method, format!("missing argument `{name}`"))
             }),
         }
@@ -287,8 +372,8 @@ impl<'de> Deserialize<'de> for BorrowedKey<'de> {
 /// # Errors
 ///
 /// A failure when the value does not serialize.
-pub fn encode_ok<T: WireType>(value: &T) -> Result<Box<RawValue>, RemoteError> {
-    serde_json::value::to_raw_value(value).map_err(|e| {
+pub fn encode_ok<T>(value: &T, wire: Wire<T>) -> Result<Box<RawValue>, RemoteError> {
+    (wire.to_raw)(value).map_err(|e| {
         RemoteError::new(
             "EncodeError",
             crate::error::RUNTIME_MODULE,
@@ -302,12 +387,14 @@ pub fn encode_ok<T: WireType>(value: &T) -> Result<Box<RawValue>, RemoteError> {
 /// # Errors
 ///
 /// The typed error as a failure, or a failure when the value does not serialize.
-pub fn encode_result<T: WireType, E: ApplicationError>(
+pub fn encode_result<T, E>(
     result: Result<T, E>,
+    wire: Wire<T>,
+    error: Fallible<E>,
 ) -> Result<Box<RawValue>, RemoteError> {
     match result {
-        Ok(value) => encode_ok(&value),
-        Err(error) => Err(RemoteError::from_application(&error)),
+        Ok(value) => encode_ok(&value, wire),
+        Err(e) => Err((error.encode)(&e)),
     }
 }
 
@@ -325,10 +412,10 @@ mod tests {
     #[test]
     fn call_writes_arguments_and_raises_version_only_for_some() {
         let mut call = Call::new("select", Version::new(4, 0));
-        call.arg("spec", &json!({"vcpus": 1}))
-            .arg_since::<Vec<u32>>("uuids", &None, Version::new(4, 2));
+        call.arg("spec", &json!({"vcpus": 1}), Wire::new())
+            .arg_since::<Vec<u32>>("uuids", &None, Version::new(4, 2), Wire::new());
         assert_eq!(call.version(), &Version::new(4, 0));
-        call.arg_since("hint", &Some("x".to_owned()), Version::new(4, 1));
+        call.arg_since("hint", &Some("x".to_owned()), Version::new(4, 1), Wire::new());
         let (_, version, args) = call.finish().unwrap();
         assert_eq!(version, Version::new(4, 1));
         assert_eq!(args.as_json(), r#"{"spec":{"vcpus":1},"hint":"x"}"#);
@@ -338,11 +425,11 @@ mod tests {
     fn reader_takes_named_arguments_and_reports_problems() {
         let args = Args::from_serialize(&json!({"a": 1, "b": "x", "c\"q": 2})).unwrap();
         let mut reader = ArgsReader::new("m", &args).unwrap();
-        assert_eq!(reader.take::<i64>("a").unwrap(), 1);
-        assert_eq!(reader.take::<Option<i64>>("missing").unwrap(), None);
-        let err = reader.take::<i64>("also_missing").unwrap_err();
+        assert_eq!(reader.take::<i64>("a", Wire::new()).unwrap(), 1);
+        assert_eq!(reader.take::<Option<i64>>("missing", Wire::new()).unwrap(), None);
+        let err = reader.take::<i64>("also_missing", Wire::new()).unwrap_err();
         assert_eq!(err.message, "invalid arguments for method `m`: missing argument `also_missing`");
-        let err = reader.take::<i64>("b").unwrap_err();
+        let err = reader.take::<i64>("b", Wire::new()).unwrap_err();
         assert!(err.message.contains("argument `b`: invalid type"), "{}", err.message);
         let err = reader.finish().unwrap_err();
         assert!(err.message.contains("unexpected argument `c\"q`"), "{}", err.message);

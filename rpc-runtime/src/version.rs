@@ -8,8 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An RPC API version: `major.minor`, with oslo's optional third part (the revision).
 ///
-/// Stored as a [`semver::Version`] whose patch number is oslo's revision, so ordering is semver's.
-/// It prints as `X.Y` when the revision is zero, as oslo writes it, and as `X.Y.Z` otherwise.
+/// Ordered as semver orders `major.minor.patch` with oslo's revision as the patch number
+/// ([`to_semver`](Self::to_semver) converts). It prints as `X.Y` when the revision is zero, as oslo
+/// writes it, and as `X.Y.Z` otherwise. It is `Copy` and usable in `static` tables.
 ///
 /// # Examples
 ///
@@ -21,38 +22,47 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert!(!server.can_serve(&"4.2".parse().unwrap()));
 /// assert_eq!(server.to_string(), "4.1");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Version(semver::Version);
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version {
+    // Field order is the ordering: major, then minor, then revision.
+    major: u64,
+    minor: u64,
+    revision: u64,
+}
 
 impl Version {
     /// Builds `major.minor` (revision 0).
     pub const fn new(major: u64, minor: u64) -> Self {
-        Self(semver::Version::new(major, minor, 0))
+        Self::with_revision(major, minor, 0)
     }
 
     /// Builds `major.minor.revision`.
     pub const fn with_revision(major: u64, minor: u64, revision: u64) -> Self {
-        Self(semver::Version::new(major, minor, revision))
+        Self {
+            major,
+            minor,
+            revision,
+        }
     }
 
     /// The major number: a change here breaks callers.
     pub fn major(&self) -> u64 {
-        self.0.major
+        self.major
     }
 
     /// The minor number: a change here adds methods or arguments.
     pub fn minor(&self) -> u64 {
-        self.0.minor
+        self.minor
     }
 
     /// oslo's revision, the optional third part (0 when absent).
     pub fn revision(&self) -> u64 {
-        self.0.patch
+        self.revision
     }
 
-    /// The version as semver sees it.
-    pub fn as_semver(&self) -> &semver::Version {
-        &self.0
+    /// The version as semver sees it: `major.minor.revision`.
+    pub fn to_semver(&self) -> semver::Version {
+        semver::Version::new(self.major, self.minor, self.revision)
     }
 
     /// Tells whether a server at `self` accepts a request at `requested` (oslo's
@@ -77,15 +87,9 @@ pub fn can_send_version(cap: Option<&Version>, version: &Version) -> bool {
     cap.is_none_or(|cap| cap.can_serve(version))
 }
 
-impl PartialOrd for Version {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Version {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.cmp(&other.0)
+impl From<Version> for semver::Version {
+    fn from(version: Version) -> Self {
+        version.to_semver()
     }
 }
 
@@ -205,10 +209,13 @@ mod tests {
     }
 
     #[test]
-    fn orders_by_major_then_minor_then_revision() {
+    fn orders_by_major_then_minor_then_revision_as_semver_does() {
         let mut versions = vec![v("4.10"), v("4.2"), v("3.9"), v("4.2.1")];
         versions.sort();
         assert_eq!(versions, vec![v("3.9"), v("4.2"), v("4.2.1"), v("4.10")]);
+        let mut semvers: Vec<semver::Version> = versions.iter().map(Version::to_semver).collect();
+        semvers.sort();
+        assert_eq!(semvers, versions.iter().map(Version::to_semver).collect::<Vec<_>>());
     }
 
     #[test]

@@ -1,0 +1,396 @@
+//! The owned model of an endpoint: semantic values with the spans errors point at, lowered from
+//! the parsed syntax. Codegen reads only this.
+
+use std::fmt;
+
+use proc_macro2::{Ident, Span};
+use quote::ToTokens;
+use syn::ext::IdentExt;
+use syn::spanned::Spanned as _;
+use syn::{FnArg, GenericArgument, LitStr, Pat, PathArguments, ReturnType, Type, TypeParamBound};
+
+use crate::errors::Errors;
+use crate::parse::{EndpointArgs, ParsedImpl, RpcMethod};
+
+/// An API version `major.minor` as the macro reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Version {
+    pub(crate) major: u64,
+    pub(crate) minor: u64,
+}
+
+impl Version {
+    fn parse(lit: &LitStr) -> syn::Result<Self> {
+        let text = lit.value();
+        let error = || {
+            syn::Error::new(
+                lit.span(),
+                format!("invalid version `{text}`: expected `major.minor`, for example \"4.2\""),
+            )
+        };
+        let (major, minor) = text.split_once('.').ok_or_else(error)?;
+        let number = |part: &str| -> syn::Result<u64> {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(error());
+            }
+            part.parse().map_err(|_| error())
+        };
+        Ok(Self {
+            major: number(major)?,
+            minor: number(minor)?,
+        })
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// A value and where it was written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spanned<T> {
+    pub(crate) value: T,
+    pub(crate) span: Span,
+}
+
+/// An endpoint: the impl block's type and its RPC methods.
+pub(crate) struct Endpoint {
+    pub(crate) self_ty: Type,
+    /// The type's name, used to name generated items.
+    pub(crate) name: Ident,
+    pub(crate) topic: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) version: Spanned<Version>,
+    /// Where the impl block's generics are, when it has any.
+    pub(crate) generics: Option<Span>,
+    /// Where `Trait for` is, when this is a trait impl.
+    pub(crate) trait_impl: Option<Span>,
+    pub(crate) methods: Vec<Method>,
+}
+
+/// Whether a method answers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Call,
+    Cast(Span),
+}
+
+/// How a method produces its future.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Asyncness {
+    AsyncFn,
+    ReturnsFuture,
+    /// Neither: the span of the signature.
+    Neither(Span),
+}
+
+/// The receiver of a method.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Receiver {
+    RefSelf,
+    Other(Span),
+    Missing(Span),
+}
+
+/// What a method returns.
+pub(crate) enum Output {
+    Unit,
+    Plain(Type),
+    Fallible { ok: Type, err: Type },
+}
+
+/// One RPC method.
+pub(crate) struct Method {
+    pub(crate) ident: Ident,
+    /// The name on the wire (the identifier without `r#`).
+    pub(crate) wire_name: String,
+    pub(crate) since: Spanned<Version>,
+    pub(crate) kind: Kind,
+    pub(crate) asyncness: Asyncness,
+    pub(crate) receiver: Receiver,
+    /// `None` when the first parameter is `&Context`; else where it should be.
+    pub(crate) missing_context: Option<Span>,
+    pub(crate) generics: Option<Span>,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) output: Output,
+}
+
+/// One named argument (the context excluded).
+pub(crate) struct Arg {
+    pub(crate) ident: Ident,
+    pub(crate) wire_name: String,
+    pub(crate) ty: Type,
+    pub(crate) since: Option<Spanned<Version>>,
+    /// Where the pattern is, when it is not a plain identifier.
+    pub(crate) bad_pattern: Option<Span>,
+}
+
+impl Output {
+    /// Whether the method returns nothing.
+    pub(crate) fn is_unit(&self) -> bool {
+        matches!(self, Self::Unit)
+    }
+}
+
+/// Lowers the parsed attribute and impl block. Returns `None` when too little is known to go on;
+/// every problem is in `errors`.
+pub(crate) fn lower(args: EndpointArgs, parsed: &ParsedImpl, errors: &mut Errors) -> Option<Endpoint> {
+    let attr_span = Span::call_site();
+    let topic = args.topic.into_inner();
+    if topic.is_none() {
+        errors.push(attr_span, "missing `topic = \"…\"` in `#[rpc_endpoint]`");
+    }
+    let version = match args.version.into_inner() {
+        None => {
+            errors.push(attr_span, "missing `version = \"major.minor\"` in `#[rpc_endpoint]`");
+            None
+        }
+        Some(lit) => match Version::parse(&lit) {
+            Ok(value) => Some(Spanned {
+                value,
+                span: lit.span(),
+            }),
+            Err(e) => {
+                errors.push_error(e);
+                None
+            }
+        },
+    };
+    let topic = topic?;
+    if topic.value().is_empty() {
+        errors.push(topic.span(), "the topic must not be empty");
+    }
+    let version = version?;
+    let item = &parsed.item;
+    let name = match type_ident(&item.self_ty) {
+        Some(name) => name,
+        None => {
+            errors.push_spanned(
+                &item.self_ty,
+                "`#[rpc_endpoint]` needs an impl block for a named type (`impl MyManager { … }`)",
+            );
+            return None;
+        }
+    };
+    let methods = parsed
+        .methods
+        .iter()
+        .filter_map(|m| lower_method(m, version.value, errors))
+        .collect();
+    Some(Endpoint {
+        self_ty: (*item.self_ty).clone(),
+        name,
+        topic: topic.value(),
+        namespace: args.namespace.into_inner().map(|n| n.value()),
+        version,
+        generics: (!item.generics.params.is_empty()).then(|| item.generics.span()),
+        trait_impl: item.trait_.as_ref().map(|(_, path, _)| path.span()),
+        methods,
+    })
+}
+
+fn type_ident(ty: &Type) -> Option<Ident> {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => {
+            path.path.segments.last().map(|s| s.ident.clone())
+        }
+        _ => None,
+    }
+}
+
+fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Errors) -> Option<Method> {
+    let sig = &method.item.sig;
+    let since = match method.args.since.value_ref() {
+        Some(lit) => match Version::parse(lit) {
+            Ok(value) => Spanned {
+                value,
+                span: lit.span(),
+            },
+            Err(e) => {
+                errors.push_error(e);
+                return None;
+            }
+        },
+        // No `since`: the method has been there since the major version began.
+        None => Spanned {
+            value: Version {
+                major: endpoint_version.major,
+                minor: 0,
+            },
+            span: method.attr_span,
+        },
+    };
+    let mut inputs = sig.inputs.iter();
+    let receiver = match inputs.next() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {
+            Receiver::RefSelf
+        }
+        Some(FnArg::Receiver(r)) => Receiver::Other(r.span()),
+        Some(FnArg::Typed(t)) => Receiver::Missing(t.span()),
+        None => Receiver::Missing(sig.paren_token.span.join()),
+    };
+    let mut typed: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(t) => Some(t),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let mut since_attrs: Vec<Option<&LitStr>> = method.arg_since.iter().map(Option::as_ref).collect();
+    let missing_context = match typed.first() {
+        Some(first) if is_context_ref(&first.ty) => {
+            typed.remove(0);
+            if let Some(Some(lit)) = since_attrs.first() {
+                errors.push(lit.span(), "the context argument cannot carry `#[since]`");
+            }
+            since_attrs.remove(0);
+            None
+        }
+        Some(first) => Some(first.span()),
+        None => Some(sig.paren_token.span.join()),
+    };
+    let args = typed
+        .into_iter()
+        .zip(since_attrs)
+        .map(|(pat_type, since)| lower_arg(pat_type, since, errors))
+        .collect();
+    let (asyncness, output) = lower_output(sig);
+    Some(Method {
+        ident: sig.ident.clone(),
+        wire_name: sig.ident.unraw().to_string(),
+        since,
+        kind: match method.args.cast.value_ref() {
+            Some(span) => Kind::Cast(*span),
+            None => Kind::Call,
+        },
+        asyncness,
+        receiver,
+        missing_context,
+        generics: (!sig.generics.params.is_empty() || sig.generics.where_clause.is_some())
+            .then(|| sig.generics.span()),
+        args,
+        output,
+    })
+}
+
+fn lower_arg(pat_type: &syn::PatType, since: Option<&LitStr>, errors: &mut Errors) -> Arg {
+    let (ident, bad_pattern) = match &*pat_type.pat {
+        Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (p.ident.clone(), None),
+        other => (
+            Ident::new("__rpc_invalid_pattern", other.span()),
+            Some(other.span()),
+        ),
+    };
+    let since = since.and_then(|lit| match Version::parse(lit) {
+        Ok(value) => Some(Spanned {
+            value,
+            span: lit.span(),
+        }),
+        Err(e) => {
+            errors.push_error(e);
+            None
+        }
+    });
+    Arg {
+        wire_name: ident.unraw().to_string(),
+        ident,
+        ty: (*pat_type.ty).clone(),
+        since,
+        bad_pattern,
+    }
+}
+
+/// Whether a type is `&Context` (any path ending in `Context`, not `mut`).
+fn is_context_ref(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => {
+            matches!(&*r.elem, Type::Path(p) if p.qself.is_none()
+                && p.path.segments.last().is_some_and(|s| s.ident == "Context" && s.arguments.is_empty()))
+        }
+        _ => false,
+    }
+}
+
+fn lower_output(sig: &syn::Signature) -> (Asyncness, Output) {
+    let declared = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(&**ty),
+    };
+    if sig.asyncness.is_some() {
+        return (Asyncness::AsyncFn, classify(declared));
+    }
+    match declared.and_then(future_output) {
+        Some(inner) => (Asyncness::ReturnsFuture, classify(inner)),
+        None => (
+            Asyncness::Neither(sig.fn_token.span),
+            classify(declared),
+        ),
+    }
+}
+
+/// The `X` of `impl Future<Output = X>`; `Some(None)` for a future with no `Output` binding.
+fn future_output(ty: &Type) -> Option<Option<&Type>> {
+    let Type::ImplTrait(impl_trait) = ty else {
+        return None;
+    };
+    impl_trait.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(t) = bound else {
+            return None;
+        };
+        let last = t.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return Some(None);
+        };
+        Some(args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            _ => None,
+        }))
+    })
+}
+
+fn classify(ty: Option<&Type>) -> Output {
+    let Some(ty) = ty else {
+        return Output::Unit;
+    };
+    if let Type::Tuple(t) = ty {
+        if t.elems.is_empty() {
+            return Output::Unit;
+        }
+    }
+    if let Type::Path(p) = ty {
+        if let Some(last) = p.path.segments.last() {
+            if last.ident == "Result" {
+                if let PathArguments::AngleBracketed(args) = &last.arguments {
+                    let types: Vec<&Type> = args
+                        .args
+                        .iter()
+                        .filter_map(|a| match a {
+                            GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect();
+                    if let [ok, err] = types.as_slice() {
+                        return Output::Fallible {
+                            ok: (*ok).clone(),
+                            err: (*err).clone(),
+                        };
+                    }
+                }
+            }
+        }
+    }
+    Output::Plain(ty.clone())
+}
+
+impl Arg {
+    /// The type as written, for the API table.
+    pub(crate) fn type_text(&self) -> String {
+        self.ty.to_token_stream().to_string()
+    }
+}

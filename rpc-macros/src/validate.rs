@@ -1,0 +1,351 @@
+//! Every rule that needs the model, one function each, all listed in [`validate`].
+
+use std::collections::HashMap;
+
+use syn::spanned::Spanned;
+use syn::{GenericArgument, PathArguments, Type};
+
+use crate::errors::Errors;
+use crate::model::{Arg, Asyncness, Endpoint, Kind, Method, Receiver};
+
+/// Names the generated client already uses for its own functions.
+const RESERVED_CLIENT_NAMES: &[&str] = &["new", "from_client", "client", "prepare", "target"];
+
+/// Applies every rule, recording every violation.
+pub(crate) fn validate(endpoint: &Endpoint, errors: &mut Errors) {
+    endpoint_is_inherent_impl(endpoint, errors);
+    endpoint_not_generic(endpoint, errors);
+    unique_method_names(endpoint, errors);
+    for method in &endpoint.methods {
+        method_is_async_or_returns_future(method, errors);
+        method_not_generic(method, errors);
+        receiver_is_ref_self(method, errors);
+        context_arg_present(method, errors);
+        method_name_not_reserved(endpoint, method, errors);
+        since_within_endpoint_version(endpoint, method, errors);
+        cast_returns_unit(method, errors);
+        for arg in &method.args {
+            arg_is_identifier(arg, errors);
+            since_arg_is_option(arg, errors);
+            arg_since_newer_than_method(method, arg, errors);
+        }
+    }
+}
+
+fn endpoint_is_inherent_impl(endpoint: &Endpoint, errors: &mut Errors) {
+    if let Some(span) = endpoint.trait_impl {
+        errors.push(
+            span,
+            "`#[rpc_endpoint]` goes on an inherent impl block (`impl MyManager { … }`), not a trait impl",
+        );
+    }
+}
+
+fn endpoint_not_generic(endpoint: &Endpoint, errors: &mut Errors) {
+    if let Some(span) = endpoint.generics {
+        errors.push(span, "`#[rpc_endpoint]` does not support generic impl blocks");
+    }
+}
+
+fn unique_method_names(endpoint: &Endpoint, errors: &mut Errors) {
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for method in &endpoint.methods {
+        if seen.insert(&method.wire_name, ()).is_some() {
+            errors.push(
+                method.ident.span(),
+                format_args!(
+                    "duplicate RPC method `{}`: method names are unique within an endpoint",
+                    method.wire_name
+                ),
+            );
+        }
+    }
+}
+
+fn method_is_async_or_returns_future(method: &Method, errors: &mut Errors) {
+    if let Asyncness::Neither(span) = method.asyncness {
+        errors.push(
+            span,
+            format_args!(
+                "RPC method `{}` must be an `async fn` or return `impl Future<Output = …>`",
+                method.wire_name
+            ),
+        );
+    }
+}
+
+fn method_not_generic(method: &Method, errors: &mut Errors) {
+    if let Some(span) = method.generics {
+        errors.push(span, "RPC methods cannot be generic: the wire types must be known");
+    }
+}
+
+fn receiver_is_ref_self(method: &Method, errors: &mut Errors) {
+    match method.receiver {
+        Receiver::RefSelf => {}
+        Receiver::Other(span) => errors.push(
+            span,
+            "RPC methods take `&self`: the server calls them concurrently on a shared manager",
+        ),
+        Receiver::Missing(span) => errors.push(
+            span,
+            "RPC methods take `&self` first, then `ctx: &Context`",
+        ),
+    }
+}
+
+fn context_arg_present(method: &Method, errors: &mut Errors) {
+    if !matches!(method.receiver, Receiver::RefSelf) {
+        return; // one error per signature is enough
+    }
+    if let Some(span) = method.missing_context {
+        errors.push(
+            span,
+            format_args!(
+                "RPC method `{}` must take the request context next: `ctx: &Context`",
+                method.wire_name
+            ),
+        );
+    }
+}
+
+fn method_name_not_reserved(endpoint: &Endpoint, method: &Method, errors: &mut Errors) {
+    if RESERVED_CLIENT_NAMES.contains(&method.wire_name.as_str()) {
+        errors.push(
+            method.ident.span(),
+            format_args!(
+                "method name conflicts with generated fn `{}Client::{}`",
+                endpoint.name, method.wire_name
+            ),
+        );
+    }
+}
+
+fn since_within_endpoint_version(endpoint: &Endpoint, method: &Method, errors: &mut Errors) {
+    let endpoint_version = endpoint.version.value;
+    let versions = std::iter::once(&method.since).chain(method.args.iter().filter_map(|a| a.since.as_ref()));
+    for since in versions {
+        if since.value.major != endpoint_version.major {
+            errors.push(
+                since.span,
+                format_args!(
+                    "`since = \"{}\"` is of another major version than the endpoint's {endpoint_version}; an old major is served by a compatibility shim",
+                    since.value
+                ),
+            );
+        } else if since.value > endpoint_version {
+            errors.push(
+                since.span,
+                format_args!(
+                    "`since = \"{}\"` is newer than the endpoint's version {endpoint_version}; raise `version` in `#[rpc_endpoint]`",
+                    since.value
+                ),
+            );
+        }
+    }
+}
+
+fn cast_returns_unit(method: &Method, errors: &mut Errors) {
+    if let Kind::Cast(span) = method.kind {
+        if !method.output.is_unit() {
+            errors.push(
+                span,
+                format_args!(
+                    "cast method `{}` cannot return a value: casts get no reply",
+                    method.wire_name
+                ),
+            );
+        }
+    }
+}
+
+fn arg_is_identifier(arg: &Arg, errors: &mut Errors) {
+    if let Some(span) = arg.bad_pattern {
+        errors.push(span, "RPC arguments must be plain identifiers: the name is the keyword on the wire");
+    }
+}
+
+fn since_arg_is_option(arg: &Arg, errors: &mut Errors) {
+    if let Some(since) = &arg.since {
+        if !is_option(&arg.ty) {
+            errors.push(
+                arg.ty.span(),
+                format_args!(
+                    "`#[since]` arguments must be `Option<T>`: callers older than {} do not send `{}`",
+                    since.value, arg.wire_name
+                ),
+            );
+        }
+    }
+}
+
+fn arg_since_newer_than_method(method: &Method, arg: &Arg, errors: &mut Errors) {
+    if let Some(since) = &arg.since {
+        if since.value <= method.since.value {
+            errors.push(
+                since.span,
+                format_args!(
+                    "`#[since(\"{}\")]` must be newer than the method's `since = \"{}\"`; an argument as old as its method needs no `#[since]`",
+                    since.value, method.since.value
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a type is `Option<T>` (by its last path segment).
+pub(crate) fn is_option(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| {
+        s.ident == "Option"
+            && matches!(&s.arguments, PathArguments::AngleBracketed(a)
+                if a.args.len() == 1 && matches!(a.args.first(), Some(GenericArgument::Type(_))))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{model, parse};
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    fn check(attr: TokenStream, item: TokenStream) -> Vec<String> {
+        let mut errors = Errors::default();
+        let args = parse::endpoint_args(attr, &mut errors);
+        let parsed = parse::impl_block(item, &mut errors).unwrap();
+        if let Some(endpoint) = model::lower(args, &parsed, &mut errors) {
+            validate(&endpoint, &mut errors);
+        }
+        match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn one(item: TokenStream) -> String {
+        let errors = check(quote!(topic = "t", version = "4.2"), item);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.into_iter().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn valid_endpoint_has_no_errors() {
+        let errors = check(
+            quote!(topic = "t", version = "4.2", namespace = "n"),
+            quote! { impl M {
+                #[rpc(since = "4.0")]
+                async fn a(&self, ctx: &Context, x: u8, #[since("4.2")] y: Option<u8>) -> Result<u8, E> { todo!() }
+                #[rpc(since = "4.1", cast)]
+                async fn b(&self, ctx: &rpc_runtime::Context) {}
+                #[rpc]
+                fn c(&self, ctx: &Context) -> impl Future<Output = String> + Send { async { String::new() } }
+            } },
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn since_newer_than_endpoint() {
+        assert_eq!(
+            one(quote! { impl M { #[rpc(since = "4.3")] async fn a(&self, ctx: &Context) {} } }),
+            "`since = \"4.3\"` is newer than the endpoint's version 4.2; raise `version` in `#[rpc_endpoint]`"
+        );
+    }
+
+    #[test]
+    fn since_of_other_major() {
+        assert!(one(quote! { impl M { #[rpc(since = "3.9")] async fn a(&self, ctx: &Context) {} } })
+            .starts_with("`since = \"3.9\"` is of another major version"));
+    }
+
+    #[test]
+    fn duplicate_method() {
+        assert_eq!(
+            one(quote! { impl M {
+                #[rpc] async fn a(&self, ctx: &Context) {}
+                #[rpc] async fn r#a(&self, ctx: &Context) {}
+            } }),
+            "duplicate RPC method `a`: method names are unique within an endpoint"
+        );
+    }
+
+    #[test]
+    fn since_argument_must_be_option() {
+        assert_eq!(
+            one(quote! { impl M { #[rpc] async fn a(&self, ctx: &Context, #[since("4.1")] x: u8) {} } }),
+            "`#[since]` arguments must be `Option<T>`: callers older than 4.1 do not send `x`"
+        );
+    }
+
+    #[test]
+    fn missing_context() {
+        assert_eq!(
+            one(quote! { impl M { #[rpc] async fn a(&self, x: u8) {} } }),
+            "RPC method `a` must take the request context next: `ctx: &Context`"
+        );
+    }
+
+    #[test]
+    fn not_async() {
+        assert_eq!(
+            one(quote! { impl M { #[rpc] fn a(&self, ctx: &Context) -> u8 { 1 } } }),
+            "RPC method `a` must be an `async fn` or return `impl Future<Output = …>`"
+        );
+    }
+
+    #[test]
+    fn cast_with_result() {
+        assert_eq!(
+            one(quote! { impl M { #[rpc(cast)] async fn a(&self, ctx: &Context) -> u8 { 1 } } }),
+            "cast method `a` cannot return a value: casts get no reply"
+        );
+    }
+
+    #[test]
+    fn receiver_rules() {
+        assert!(one(quote! { impl M { #[rpc] async fn a(&mut self, ctx: &Context) {} } }).starts_with("RPC methods take `&self`"));
+        assert!(one(quote! { impl M { #[rpc] async fn a(ctx: &Context) {} } }).starts_with("RPC methods take `&self` first"));
+    }
+
+    #[test]
+    fn reserved_names_and_patterns() {
+        assert_eq!(
+            one(quote! { impl M { #[rpc] async fn new(&self, ctx: &Context) {} } }),
+            "method name conflicts with generated fn `MClient::new`"
+        );
+        assert!(one(quote! { impl M { #[rpc] async fn a(&self, ctx: &Context, (x, y): (u8, u8)) {} } })
+            .starts_with("RPC arguments must be plain identifiers"));
+    }
+
+    #[test]
+    fn argument_since_not_newer_than_method() {
+        assert!(one(quote! { impl M { #[rpc(since = "4.1")] async fn a(&self, ctx: &Context, #[since("4.1")] x: Option<u8>) {} } })
+            .starts_with("`#[since(\"4.1\")]` must be newer than the method's"));
+    }
+
+    #[test]
+    fn endpoint_attribute_rules() {
+        let errors = check(quote!(version = "4.x"), quote! { impl M {} });
+        assert_eq!(
+            errors,
+            vec![
+                "missing `topic = \"…\"` in `#[rpc_endpoint]`",
+                "invalid version `4.x`: expected `major.minor`, for example \"4.2\"",
+            ]
+        );
+        let errors = check(quote!(topic = "t", version = "1.0"), quote! { impl<T> M<T> {} });
+        assert_eq!(errors, vec!["`#[rpc_endpoint]` does not support generic impl blocks"]);
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let errors = check(
+            quote!(topic = "t", version = "4.2"),
+            quote! { impl M {
+                #[rpc(since = "4.3")] async fn a(&self, ctx: &Context) {}
+                #[rpc] fn b(&self, ctx: &Context) {}
+            } },
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+}
