@@ -1,0 +1,54 @@
+//! The call's deadline travels with the request: late requests are dropped, and a handler still
+//! running when the caller gives up is cancelled.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rpc_runtime::envelope::{self, Request};
+use rpc_runtime::{CallOptions, Context, RpcError, ServerConfig, TransportError, Version};
+
+use crate::fixture::{on, serve};
+
+#[tokio::test]
+async fn request_whose_deadline_has_passed_is_dropped_unexecuted() {
+    let served = serve(&["host1"], ServerConfig::default()).await;
+    let transport = served.broker.transport();
+    let mut request = Request::new("add", Context::new())
+        .with_args(&serde_json::json!({"a": 1, "b": 2}))
+        .unwrap();
+    request.version = Some(Version::new(4, 0));
+    request.deadline = Some(std::time::UNIX_EPOCH + Duration::from_secs(1));
+    let reply = transport
+        .call_raw(
+            &on("host1"),
+            |route| envelope::encode_request(&request, Some(route), None, &envelope::new_message_id()),
+            Duration::from_millis(300),
+        )
+        .await;
+    assert!(matches!(reply, Err(TransportError::Timeout { .. })), "{reply:?}");
+    // The same request with a live deadline is executed: the first was dropped, not lost.
+    request.deadline = Some(std::time::SystemTime::now() + Duration::from_secs(30));
+    let reply = transport
+        .call_raw(
+            &on("host1"),
+            |route| envelope::encode_request(&request, Some(route), None, &envelope::new_message_id()),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.result.unwrap().get(), "3");
+    assert_eq!(served.probe.invocations.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn handler_is_cancelled_when_the_deadline_passes_mid_way() {
+    let mut served = serve(&["host1"], ServerConfig::default()).await;
+    let client = served.client().prepare(CallOptions::new().timeout(Duration::from_millis(150)));
+    let err = client.hang(&Context::new()).await.unwrap_err();
+    assert!(matches!(err, RpcError::Timeout { .. }), "{err:?}");
+    // The handler's future was dropped by the server, not left running forever.
+    tokio::time::timeout(Duration::from_secs(10), served.cancelled.recv())
+        .await
+        .expect("the handler was not cancelled")
+        .unwrap();
+}
