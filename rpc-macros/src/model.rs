@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use proc_macro2::{Ident, Span};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned as _;
@@ -63,10 +63,10 @@ pub(crate) struct Endpoint {
     pub(crate) topic: String,
     pub(crate) namespace: Option<String>,
     pub(crate) version: Spanned<Version>,
-    /// Where the impl block's generics are, when it has any.
-    pub(crate) generics: Option<Span>,
-    /// Where `Trait for` is, when this is a trait impl.
-    pub(crate) trait_impl: Option<Span>,
+    /// The impl block's generics, when it has any.
+    pub(crate) generics: Option<TokenStream>,
+    /// The trait's path, when this is a trait impl.
+    pub(crate) trait_impl: Option<TokenStream>,
     pub(crate) methods: Vec<Method>,
 }
 
@@ -87,11 +87,11 @@ pub(crate) enum Asyncness {
 }
 
 /// The receiver of a method.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Receiver {
     RefSelf,
-    Other(Span),
-    Missing(Span),
+    Other(TokenStream),
+    Missing(TokenStream),
 }
 
 /// What a method returns.
@@ -110,9 +110,9 @@ pub(crate) struct Method {
     pub(crate) kind: Kind,
     pub(crate) asyncness: Asyncness,
     pub(crate) receiver: Receiver,
-    /// `None` when the first parameter is `&Context`; else where it should be.
-    pub(crate) missing_context: Option<Span>,
-    pub(crate) generics: Option<Span>,
+    /// `None` when the first parameter is `&Context`; else what stands where it should be.
+    pub(crate) missing_context: Option<TokenStream>,
+    pub(crate) generics: Option<TokenStream>,
     pub(crate) args: Vec<Arg>,
     pub(crate) output: Output,
 }
@@ -123,8 +123,8 @@ pub(crate) struct Arg {
     pub(crate) wire_name: String,
     pub(crate) ty: Type,
     pub(crate) since: Option<Spanned<Version>>,
-    /// Where the pattern is, when it is not a plain identifier.
-    pub(crate) bad_pattern: Option<Span>,
+    /// The pattern, when it is not a plain identifier.
+    pub(crate) bad_pattern: Option<TokenStream>,
 }
 
 impl Output {
@@ -185,8 +185,8 @@ pub(crate) fn lower(args: EndpointArgs, parsed: &ParsedImpl, errors: &mut Errors
         topic: topic.value(),
         namespace: args.namespace.into_inner().map(|n| n.value()),
         version,
-        generics: (!item.generics.params.is_empty()).then(|| item.generics.span()),
-        trait_impl: item.trait_.as_ref().map(|(_, path, _)| path.span()),
+        generics: (!item.generics.params.is_empty()).then(|| item.generics.to_token_stream()),
+        trait_impl: item.trait_.as_ref().map(|(_, path, _)| path.to_token_stream()),
         methods,
     })
 }
@@ -227,9 +227,9 @@ fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Erro
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {
             Receiver::RefSelf
         }
-        Some(FnArg::Receiver(r)) => Receiver::Other(r.span()),
-        Some(FnArg::Typed(t)) => Receiver::Missing(t.span()),
-        None => Receiver::Missing(sig.paren_token.span.join()),
+        Some(FnArg::Receiver(r)) => Receiver::Other(r.to_token_stream()),
+        Some(FnArg::Typed(t)) => Receiver::Missing(t.to_token_stream()),
+        None => Receiver::Missing(sig.ident.to_token_stream()),
     };
     let mut typed: Vec<&syn::PatType> = sig
         .inputs
@@ -249,8 +249,8 @@ fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Erro
             since_attrs.remove(0);
             None
         }
-        Some(first) => Some(first.span()),
-        None => Some(sig.paren_token.span.join()),
+        Some(first) => Some(first.to_token_stream()),
+        None => Some(sig.ident.to_token_stream()),
     };
     let args = typed
         .into_iter()
@@ -270,7 +270,7 @@ fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Erro
         receiver,
         missing_context,
         generics: (!sig.generics.params.is_empty() || sig.generics.where_clause.is_some())
-            .then(|| sig.generics.span()),
+            .then(|| sig.generics.to_token_stream()),
         args,
         output,
     })
@@ -281,7 +281,7 @@ fn lower_arg(pat_type: &syn::PatType, since: Option<&LitStr>, errors: &mut Error
         Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => (p.ident.clone(), None),
         other => (
             Ident::new("__rpc_invalid_pattern", other.span()),
-            Some(other.span()),
+            Some(other.to_token_stream()),
         ),
     };
     let since = since.and_then(|lit| match Version::parse(lit) {

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use syn::spanned::Spanned;
 use syn::{GenericArgument, PathArguments, Type};
 
 use crate::errors::Errors;
@@ -33,17 +32,17 @@ pub(crate) fn validate(endpoint: &Endpoint, errors: &mut Errors) {
 }
 
 fn endpoint_is_inherent_impl(endpoint: &Endpoint, errors: &mut Errors) {
-    if let Some(span) = endpoint.trait_impl {
-        errors.push(
-            span,
+    if let Some(tokens) = &endpoint.trait_impl {
+        errors.push_spanned(
+            tokens,
             "`#[rpc_endpoint]` goes on an inherent impl block (`impl MyManager { … }`), not a trait impl",
         );
     }
 }
 
 fn endpoint_not_generic(endpoint: &Endpoint, errors: &mut Errors) {
-    if let Some(span) = endpoint.generics {
-        errors.push(span, "`#[rpc_endpoint]` does not support generic impl blocks");
+    if let Some(tokens) = &endpoint.generics {
+        errors.push_spanned(tokens, "`#[rpc_endpoint]` does not support generic impl blocks");
     }
 }
 
@@ -75,20 +74,20 @@ fn method_is_async_or_returns_future(method: &Method, errors: &mut Errors) {
 }
 
 fn method_not_generic(method: &Method, errors: &mut Errors) {
-    if let Some(span) = method.generics {
-        errors.push(span, "RPC methods cannot be generic: the wire types must be known");
+    if let Some(tokens) = &method.generics {
+        errors.push_spanned(tokens, "RPC methods cannot be generic: the wire types must be known");
     }
 }
 
 fn receiver_is_ref_self(method: &Method, errors: &mut Errors) {
-    match method.receiver {
+    match &method.receiver {
         Receiver::RefSelf => {}
-        Receiver::Other(span) => errors.push(
-            span,
+        Receiver::Other(tokens) => errors.push_spanned(
+            tokens,
             "RPC methods take `&self`: the server calls them concurrently on a shared manager",
         ),
-        Receiver::Missing(span) => errors.push(
-            span,
+        Receiver::Missing(tokens) => errors.push_spanned(
+            tokens,
             "RPC methods take `&self` first, then `ctx: &Context`",
         ),
     }
@@ -98,9 +97,9 @@ fn context_arg_present(method: &Method, errors: &mut Errors) {
     if !matches!(method.receiver, Receiver::RefSelf) {
         return; // one error per signature is enough
     }
-    if let Some(span) = method.missing_context {
-        errors.push(
-            span,
+    if let Some(tokens) = &method.missing_context {
+        errors.push_spanned(
+            tokens,
             format_args!(
                 "RPC method `{}` must take the request context next: `ctx: &Context`",
                 method.wire_name
@@ -160,16 +159,16 @@ fn cast_returns_unit(method: &Method, errors: &mut Errors) {
 }
 
 fn arg_is_identifier(arg: &Arg, errors: &mut Errors) {
-    if let Some(span) = arg.bad_pattern {
-        errors.push(span, "RPC arguments must be plain identifiers: the name is the keyword on the wire");
+    if let Some(tokens) = &arg.bad_pattern {
+        errors.push_spanned(tokens, "RPC arguments must be plain identifiers: the name is the keyword on the wire");
     }
 }
 
 fn since_arg_is_option(arg: &Arg, errors: &mut Errors) {
     if let Some(since) = &arg.since {
         if !is_option(&arg.ty) {
-            errors.push(
-                arg.ty.span(),
+            errors.push_spanned(
+                &arg.ty,
                 format_args!(
                     "`#[since]` arguments must be `Option<T>`: callers older than {} do not send `{}`",
                     since.value, arg.wire_name

@@ -70,6 +70,18 @@ impl<T: WireType> Default for Wire<T> {
     }
 }
 
+/// The codec of `T`; fails to compile, with our message at the user's type, when `T` is not a
+/// wire type.
+pub fn wire<T: WireType>() -> Wire<T> {
+    Wire::new()
+}
+
+/// The conversions of `E`; fails to compile, with our message at the user's type, when `E` is not
+/// an application error.
+pub fn fallible<E: ApplicationError>() -> Fallible<E> {
+    Fallible::new()
+}
+
 /// Proof that `E` is an application error, carrying its conversions (see [`Wire`]).
 pub struct Fallible<E> {
     encode: fn(&E) -> RemoteError,

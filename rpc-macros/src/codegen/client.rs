@@ -90,7 +90,7 @@ fn method(method: &Method) -> TokenStream {
         let name = &arg.ident;
         let key = &arg.wire_name;
         let ty = &arg.ty;
-        let wire = quote_spanned!(ty.span()=> #p::Wire::<#ty>::new());
+        let wire = quote_spanned!(ty.span()=> #p::wire::<#ty>());
         match &arg.since {
             None => quote!(__rpc_call.arg(#key, &#name, #wire);),
             Some(s) => {
@@ -106,18 +106,18 @@ fn method(method: &Method) -> TokenStream {
         ),
         (Kind::Call, Output::Unit) => (
             quote!(::core::result::Result<(), #rt::RpcError>),
-            quote!(#p::call(&self.__rpc_client, #ctx, __rpc_call, #p::Wire::<()>::new()).await),
+            quote!(#p::call(&self.__rpc_client, #ctx, __rpc_call, #p::wire::<()>()).await),
         ),
         (Kind::Call, Output::Plain(ty)) => {
-            let wire = quote_spanned!(ty.span()=> #p::Wire::<#ty>::new());
+            let wire = quote_spanned!(ty.span()=> #p::wire::<#ty>());
             (
                 quote!(::core::result::Result<#ty, #rt::RpcError>),
                 quote!(#p::call(&self.__rpc_client, #ctx, __rpc_call, #wire).await),
             )
         }
         (Kind::Call, Output::Fallible { ok, err }) => {
-            let wire = quote_spanned!(ok.span()=> #p::Wire::<#ok>::new());
-            let fallible = quote_spanned!(err.span()=> #p::Fallible::<#err>::new());
+            let wire = quote_spanned!(ok.span()=> #p::wire::<#ok>());
+            let fallible = quote_spanned!(err.span()=> #p::fallible::<#err>());
             (
                 quote!(::core::result::Result<#ok, #rt::CallError<#err>>),
                 quote!(#p::call_fallible(&self.__rpc_client, #ctx, __rpc_call, #wire, #fallible).await),

@@ -83,19 +83,19 @@ fn arm(method: &Method) -> TokenStream {
         let local = &arg.ident;
         let name = &arg.wire_name;
         let ty = &arg.ty;
-        let wire = quote_spanned!(ty.span()=> #p::Wire::<#ty>::new());
+        let wire = quote_spanned!(ty.span()=> #p::wire::<#ty>());
         quote!(let #local = __rpc_reader.take(#name, #wire)?;)
     });
     let locals = method.args.iter().map(|arg| &arg.ident);
     let encode = match &method.output {
-        Output::Unit => quote!(#p::encode_ok(&__rpc_out, #p::Wire::<()>::new())),
+        Output::Unit => quote!(#p::encode_ok(&__rpc_out, #p::wire::<()>())),
         Output::Plain(ty) => {
-            let wire = quote_spanned!(ty.span()=> #p::Wire::<#ty>::new());
+            let wire = quote_spanned!(ty.span()=> #p::wire::<#ty>());
             quote!(#p::encode_ok(&__rpc_out, #wire))
         }
         Output::Fallible { ok, err } => {
-            let wire = quote_spanned!(ok.span()=> #p::Wire::<#ok>::new());
-            let fallible = quote_spanned!(err.span()=> #p::Fallible::<#err>::new());
+            let wire = quote_spanned!(ok.span()=> #p::wire::<#ok>());
+            let fallible = quote_spanned!(err.span()=> #p::fallible::<#err>());
             quote!(#p::encode_result(__rpc_out, #wire, #fallible))
         }
     };

@@ -1,0 +1,14 @@
+use rpc_runtime::{Context, rpc_endpoint};
+
+struct Manager;
+
+#[rpc_endpoint(topic = "t", version = "1.0")]
+impl Manager {
+    #[rpc]
+    async fn ping(&self, _ctx: &Context) {}
+
+    #[rpc]
+    async fn r#ping(&self, _ctx: &Context) {}
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use rpc_runtime::{Context, rpc_endpoint};
+
+struct Manager;
+
+#[rpc_endpoint(topic = "t", version = "1.0")]
+impl Manager {
+    #[rpc(sinse = "1.0")]
+    async fn ping(&self, _ctx: &Context) {}
+}
+
+fn main() {}
