@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -352,8 +351,8 @@ fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
     struct Outer<'a> {
         #[serde(rename = "oslo.version", borrow)]
         version: Option<Cow<'a, str>>,
-        #[serde(rename = "oslo.message")]
-        message: Option<String>,
+        #[serde(rename = "oslo.message", borrow)]
+        message: Option<&'a RawValue>,
     }
     let outer: Outer<'_> = serde_json::from_slice(body).map_err(EnvelopeError::Json)?;
     match (outer.version, outer.message) {
@@ -361,12 +360,19 @@ fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
             let major_is_2 = version
                 .parse::<Version>()
                 .is_ok_and(|v| v.major() == 2);
-            if major_is_2 {
-                Ok(Some(message))
-            } else {
-                Err(EnvelopeError::UnsupportedEnvelope {
+            if !major_is_2 {
+                return Err(EnvelopeError::UnsupportedEnvelope {
                     version: version.into_owned(),
-                })
+                });
+            }
+            match unescape_json_string(message.get()) {
+                Some(inner) => Ok(Some(inner)),
+                None => serde_json::from_str::<String>(message.get())
+                    .map(Some)
+                    .map_err(|_| EnvelopeError::WrongType {
+                        key: "oslo.message",
+                        expected: "a string holding a JSON object",
+                    }),
             }
         }
         (None, None) => Ok(None),
@@ -377,6 +383,62 @@ fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
             key: "oslo.version",
         }),
     }
+}
+
+/// Unescapes a JSON string literal (quotes included) that serde_json has already validated, into
+/// a string allocated once at its final size. `None` when `raw` is not a string literal or holds an
+/// escape this fast path does not take; the caller falls back to serde_json.
+fn unescape_json_string(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let content = bytes.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let mut out = Vec::with_capacity(content.len());
+    let mut rest = content;
+    while let Some(i) = rest.iter().position(|&b| b == b'\\') {
+        out.extend_from_slice(&rest[..i]);
+        let escape = *rest.get(i + 1)?;
+        rest = &rest[i + 2..];
+        let simple = match escape {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'/' => b'/',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                let (ch, used) = unicode_escape(rest)?;
+                let mut buf = [0; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                rest = &rest[used..];
+                continue;
+            }
+            _ => return None,
+        };
+        out.push(simple);
+    }
+    out.extend_from_slice(rest);
+    String::from_utf8(out).ok()
+}
+
+/// Decodes the `XXXX` after `\\u` (and a following low surrogate); returns the character and how
+/// many bytes it used.
+fn unicode_escape(rest: &[u8]) -> Option<(char, usize)> {
+    let hex = |b: &[u8]| -> Option<u32> {
+        let text = std::str::from_utf8(b.get(..4)?).ok()?;
+        u32::from_str_radix(text, 16).ok()
+    };
+    let first = hex(rest)?;
+    if (0xD800..0xDC00).contains(&first) {
+        let tail = rest.get(4..)?.strip_prefix(b"\\u")?;
+        let second = hex(tail)?;
+        if !(0xDC00..0xE000).contains(&second) {
+            return None;
+        }
+        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+        return Some((char::from_u32(code)?, 10));
+    }
+    Some((char::from_u32(first)?, 4))
 }
 
 /// Reads `_msg_id` and `_reply_q` from a message that failed to decode, so the caller can be told
@@ -621,48 +683,63 @@ impl FailureWire<'_> {
     }
 }
 
-/// Writes the outer envelope around an inner message written, escaped, by `inner`.
+/// Writes the outer envelope around the inner message that `inner` writes.
+///
+/// The inner message is written plainly into a per-thread scratch buffer, then escaped into the
+/// outer JSON string in one pass: fewer, larger copies than escaping piece by piece.
 fn write_envelope(
     out: &mut Vec<u8>,
     inner: impl FnOnce(&mut InnerWriter<'_>) -> Result<(), serde_json::Error>,
 ) {
-    out.extend_from_slice(b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"");
-    let mut writer = InnerWriter { out };
-    // Writing into a Vec cannot fail, and every value written is serializable by construction
-    // (strings, numbers, raw JSON, JSON values).
-    if let Err(error) = inner(&mut writer) {
-        tracing::error!(%error, "could not encode a message; this is a bug");
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    out.extend_from_slice(b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"");
+    SCRATCH.with(|scratch| {
+        // A nested call (not possible today) gets a fresh buffer instead of a borrow panic.
+        let mut fresh = Vec::new();
+        let mut guard = scratch.try_borrow_mut().ok();
+        let buffer = guard.as_deref_mut().unwrap_or(&mut fresh);
+        buffer.clear();
+        let mut writer = InnerWriter { out: buffer };
+        // Writing into a Vec cannot fail, and every value written is serializable by
+        // construction (strings, numbers, raw JSON, JSON values).
+        if let Err(error) = inner(&mut writer) {
+            tracing::error!(%error, "could not encode a message; this is a bug");
+        }
+        escape_into(out, buffer);
+        if buffer.capacity() > 1 << 20 {
+            // Do not keep a huge buffer alive after one huge message.
+            *buffer = Vec::new();
+        }
+    });
     out.extend_from_slice(b"\"}");
 }
 
-/// Writes the inner message's JSON already escaped as the content of the outer JSON string, so a
-/// message is encoded in one pass.
+/// Writes the inner message's JSON.
 struct InnerWriter<'a> {
     out: &'a mut Vec<u8>,
 }
 
 impl InnerWriter<'_> {
-    /// Inner JSON text written as is (then escaped for the outer layer).
+    /// JSON text written as is.
     fn raw(&mut self, text: &str) -> Result<(), serde_json::Error> {
-        escape_into(self.out, text.as_bytes());
+        self.out.extend_from_slice(text.as_bytes());
         Ok(())
     }
 
     /// A JSON string value.
     fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
-        self.raw("\"")?;
-        self.string_content(s)?;
-        self.raw("\"")
+        serde_json::to_writer(&mut *self.out, s)
     }
 
-    /// The content of a JSON string, escaped for the inner layer, then for the outer.
+    /// The content of a JSON string (escaped, without the quotes).
     fn string_content(&mut self, s: &str) -> Result<(), serde_json::Error> {
-        let mut inner = Vec::with_capacity(s.len() + 2);
-        serde_json::to_writer(&mut inner, s)?;
+        let start = self.out.len();
+        serde_json::to_writer(&mut *self.out, s)?;
         // Drop the quotes serde_json added.
-        let content = inner.get(1..inner.len().saturating_sub(1)).unwrap_or(&[]);
-        escape_into(self.out, content);
+        self.out.pop();
+        self.out.remove(start);
         Ok(())
     }
 
@@ -673,49 +750,38 @@ impl InnerWriter<'_> {
 
     /// Any serializable value.
     fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(EscapingWriter { out: self.out }, value)
+        serde_json::to_writer(&mut *self.out, value)
     }
 }
 
-/// An `io::Write` that escapes JSON text so it becomes the content of a JSON string.
-struct EscapingWriter<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl Write for EscapingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        escape_into(self.out, buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// Which bytes need escaping inside a JSON string: `"`, `\\` and control characters.
+const fn needs_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
 }
 
 /// Appends `bytes` escaped as JSON string content. Multi-byte UTF-8 passes through unchanged.
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-                start = i + 1;
-                continue;
+    out.reserve(bytes.len() + bytes.len() / 8 + 8);
+    let mut rest = bytes;
+    while let Some(i) = rest.iter().position(|&b| needs_escape(b)) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
             }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        start = i + 1;
+        }
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -918,6 +984,19 @@ mod tests {
         let (reply, _) = decode_reply(br#"{"result": 1, "failure": null, "_msg_id": "m"}"#).unwrap();
         assert!(!reply.ending);
         assert!(decode_reply(br#"{"result": 1, "failure": null, "ending": true}"#).is_err());
+    }
+
+    #[test]
+    fn unescape_matches_serde_json() {
+        for text in ["plain", "q\"uote", "back\\slash", "nl\n\t\r\u{8}\u{c}", "é ☃ 😀", "\u{1}\u{1f}", "/"] {
+            let encoded = serde_json::to_string(text).unwrap();
+            assert_eq!(unescape_json_string(&encoded).as_deref(), Some(text), "{encoded}");
+        }
+        // Escapes serde_json never writes but other encoders (Python's ensure_ascii) do.
+        assert_eq!(unescape_json_string(r#""h\u00e9llo \u2603 \ud83d\ude00 \/""#).as_deref(), Some("héllo ☃ 😀 /"));
+        for bad in [r#""\x""#, r#""\u12""#, r#""\ud83d""#, "no quotes", r#""\ud83d\u0041""#] {
+            assert_eq!(unescape_json_string(bad), None, "{bad}");
+        }
     }
 
     #[test]

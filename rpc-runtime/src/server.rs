@@ -13,7 +13,7 @@ use crate::endpoint::Endpoint;
 use crate::envelope::Reply;
 use crate::error::TransportError;
 use crate::target::Target;
-use crate::transport::{Incoming, Listener, Transport};
+use crate::transport::{Listener, Message, Transport};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -136,23 +136,27 @@ async fn consume(
                 Err(_) => return,
             },
         };
-        let incoming = tokio::select! {
+        let message = tokio::select! {
             biased;
             _ = stopped.wait_for(|stop| *stop) => return,
-            incoming = listener.recv() => match incoming {
-                Some(incoming) => incoming,
+            message = listener.recv() => match message {
+                Some(message) => message,
                 None => return,
             },
         };
         let dispatcher = Arc::clone(&dispatcher);
+        // Decoding happens in the request's own task, so requests decode in parallel.
         tokio::spawn(async move {
-            handle(incoming, &dispatcher).await;
+            handle(message, &dispatcher).await;
             drop(slot);
         });
     }
 }
 
-async fn handle(incoming: Incoming, dispatcher: &Dispatcher) {
+async fn handle(message: Message, dispatcher: &Dispatcher) {
+    let Some(incoming) = message.open().await else {
+        return;
+    };
     let (request, reply_to) = incoming.into_parts();
     let ctx = &request.context;
     let span = tracing::info_span!(
@@ -175,7 +179,8 @@ async fn handle(incoming: Incoming, dispatcher: &Dispatcher) {
                 }
             },
         };
-        let method = request.method.clone();
+        // Only a failed cast needs the method name after dispatch, for its log line.
+        let cast_method = reply_to.is_none().then(|| request.method.clone());
         let dispatched = dispatcher.dispatch(request);
         let outcome = match remaining {
             None => dispatched.await,
@@ -202,6 +207,7 @@ async fn handle(incoming: Incoming, dispatcher: &Dispatcher) {
             }
             (None, Ok(_)) => {}
             (None, Err(failure)) => {
+                let method = cast_method.unwrap_or_default();
                 tracing::warn!(%method, class = %failure.class, message = %failure.message, "a cast failed");
             }
         }

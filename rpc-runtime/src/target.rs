@@ -84,10 +84,10 @@ impl Target {
     }
 
     /// The routing key oslo uses for a direct send: `topic`, or `topic.server` when a server is set.
-    pub fn routing_key(&self) -> String {
+    pub fn routing_key(&self) -> std::borrow::Cow<'_, str> {
         match &self.server {
-            Some(server) => format!("{}.{server}", self.topic),
-            None => self.topic.to_string(),
+            Some(server) => std::borrow::Cow::Owned(format!("{}.{server}", self.topic)),
+            None => std::borrow::Cow::Borrowed(&self.topic),
         }
     }
 }

@@ -77,8 +77,8 @@ impl MemoryBroker {
 
 #[derive(Default)]
 struct BrokerState {
-    /// Direct queues by `exchange` and routing key (`topic` or `topic.server`).
-    queues: Mutex<HashMap<(String, String), Queue>>,
+    /// Direct queues by exchange, then routing key (`topic` or `topic.server`).
+    queues: Mutex<HashMap<String, HashMap<String, Queue>>>,
     /// Fanout consumers by topic.
     fanout: Mutex<HashMap<String, Vec<Consumer>>>,
     /// Reply queues by name.
@@ -107,7 +107,10 @@ impl BrokerState {
     /// consumer is dropped, as RabbitMQ drops a message routed to no queue.
     fn publish_direct(self: &Arc<Self>, exchange: &str, routing_key: &str, body: Vec<u8>) -> bool {
         let mut queues = lock(&self.queues);
-        let Some(queue) = queues.get_mut(&(exchange.to_owned(), routing_key.to_owned())) else {
+        let Some(queue) = queues
+            .get_mut(exchange)
+            .and_then(|by_key| by_key.get_mut(routing_key))
+        else {
             return false;
         };
         let mut delivery = Delivery {
@@ -152,14 +155,15 @@ impl BrokerState {
         tx: &mpsc::UnboundedSender<Delivery>,
     ) -> Subscription {
         let id = self.next_consumer.fetch_add(1, Ordering::Relaxed);
-        let mut keys = vec![(exchange.to_owned(), target.topic.to_string())];
+        let mut keys = vec![target.topic.to_string()];
         if target.server.is_some() {
-            keys.push((exchange.to_owned(), target.routing_key()));
+            keys.push(target.routing_key().into_owned());
         }
         {
             let mut queues = lock(&self.queues);
+            let by_key = queues.entry(exchange.to_owned()).or_default();
             for key in &keys {
-                queues.entry(key.clone()).or_default().consumers.push(Consumer {
+                by_key.entry(key.clone()).or_default().consumers.push(Consumer {
                     id,
                     tx: tx.clone(),
                 });
@@ -172,6 +176,7 @@ impl BrokerState {
         Subscription {
             broker: Arc::downgrade(self),
             id,
+            exchange: exchange.to_owned(),
             keys,
             topic: target.topic.to_string(),
         }
@@ -197,7 +202,8 @@ impl ReplySink for BrokerState {
 struct Subscription {
     broker: Weak<BrokerState>,
     id: u64,
-    keys: Vec<(String, String)>,
+    exchange: String,
+    keys: Vec<String>,
     topic: String,
 }
 
@@ -207,11 +213,13 @@ impl Drop for Subscription {
             return;
         };
         let mut queues = lock(&broker.queues);
-        for key in &self.keys {
-            if let Some(queue) = queues.get_mut(key) {
-                queue.consumers.retain(|c| c.id != self.id);
-                if queue.consumers.is_empty() {
-                    queues.remove(key);
+        if let Some(by_key) = queues.get_mut(&self.exchange) {
+            for key in &self.keys {
+                if let Some(queue) = by_key.get_mut(key) {
+                    queue.consumers.retain(|c| c.id != self.id);
+                    if queue.consumers.is_empty() {
+                        by_key.remove(key);
+                    }
                 }
             }
         }
@@ -322,8 +330,9 @@ impl MemoryTransport {
             self.broker.publish_fanout(&target.topic, &body);
         } else {
             let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
-            if !self.broker.publish_direct(exchange, &target.routing_key(), body) {
-                tracing::debug!(routing_key = %target.routing_key(), "no queue for the message; dropped");
+            let routing_key = target.routing_key();
+            if !self.broker.publish_direct(exchange, &routing_key, body) {
+                tracing::debug!(%routing_key, "no queue for the message; dropped");
             }
         }
     }

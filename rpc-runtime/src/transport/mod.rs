@@ -11,7 +11,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -95,14 +96,32 @@ pub(crate) struct Delivery {
 /// `DUP_MSG_CHECK_SIZE`).
 const DUPLICATE_WINDOW: usize = 16;
 
-/// The stream of requests for one server.
-///
-/// It decodes each message; a message that cannot be decoded is answered with a clear failure
-/// when it says where to reply, and otherwise logged and dropped. Duplicates (a `_unique_id` seen
-/// among the last 16) are dropped, as oslo does. Dropping the listener stops consuming.
+/// The last few `_unique_id`s a listener saw, as hashes (no allocation per message).
+#[derive(Default)]
+struct RecentIds(Mutex<VecDeque<u64>>);
+
+impl RecentIds {
+    /// Records `id`; tells whether it was seen among the last [`DUPLICATE_WINDOW`].
+    fn is_duplicate(&self, id: &str) -> bool {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        let hash = hasher.finish();
+        let mut recent = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.contains(&hash) {
+            return true;
+        }
+        if recent.len() == DUPLICATE_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back(hash);
+        false
+    }
+}
+
+/// The stream of messages for one server. Dropping the listener stops consuming.
 pub struct Listener {
     rx: mpsc::UnboundedReceiver<Delivery>,
-    recent: VecDeque<String>,
+    recent: Arc<RecentIds>,
     _subscription: Box<dyn Send + Sync>,
 }
 
@@ -121,61 +140,75 @@ impl Listener {
     ) -> Self {
         Self {
             rx,
-            recent: VecDeque::with_capacity(DUPLICATE_WINDOW),
+            recent: Arc::default(),
             _subscription: Box::new(subscription),
         }
     }
 
-    /// Waits for the next request; `None` once the transport has stopped delivering.
-    pub async fn recv(&mut self) -> Option<Incoming> {
-        loop {
-            let delivery = self.rx.recv().await?;
-            match envelope::decode_request(&delivery.body) {
-                Ok(decoded) => {
-                    if self.is_duplicate(decoded.unique_id.as_deref()) {
-                        tracing::warn!(
-                            unique_id = decoded.unique_id.as_deref().unwrap_or_default(),
-                            "ignoring duplicate message"
-                        );
-                        continue;
-                    }
-                    return Some(Incoming::new(decoded, delivery.sink));
-                }
-                Err(failure) => {
-                    let reason = describe(&failure.error);
-                    match failure.reply_route {
-                        Some(route) => {
-                            tracing::warn!(%reason, msg_id = %route.msg_id, "refusing a malformed request");
-                            let reply_to = ReplyTo {
-                                route,
-                                sink: delivery.sink,
-                            };
-                            let reply = Reply::failure(RemoteError::malformed_message(&reason));
-                            if let Err(error) = reply_to.send(reply).await {
-                                tracing::warn!(%error, "could not answer a malformed request");
-                            }
-                        }
-                        None => {
-                            tracing::warn!(%reason, "dropping a malformed message that names no reply queue");
-                        }
-                    }
-                }
-            }
-        }
+    /// Waits for the next message, still encoded; `None` once the transport has stopped
+    /// delivering. [`Message::open`] decodes it, so a server can decode in the task that runs it.
+    pub async fn recv(&mut self) -> Option<Message> {
+        let delivery = self.rx.recv().await?;
+        Some(Message {
+            delivery,
+            recent: Arc::clone(&self.recent),
+        })
+    }
+}
+
+/// A message as received, not yet decoded.
+pub struct Message {
+    delivery: Delivery,
+    recent: Arc<RecentIds>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("bytes", &self.delivery.body.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message {
+    /// The raw body.
+    pub fn body(&self) -> &[u8] {
+        &self.delivery.body
     }
 
-    fn is_duplicate(&mut self, unique_id: Option<&str>) -> bool {
-        let Some(id) = unique_id else {
-            return false;
-        };
-        if self.recent.iter().any(|seen| seen == id) {
-            return true;
+    /// Decodes the request. A message that cannot be decoded is answered with a clear failure
+    /// when it says where to reply, and otherwise logged and dropped; a duplicate (a `_unique_id`
+    /// seen among the last 16) is dropped, as oslo does. Both give `None`.
+    pub async fn open(self) -> Option<Incoming> {
+        let Delivery { body, sink } = self.delivery;
+        match envelope::decode_request(&body) {
+            Ok(decoded) => {
+                if let Some(id) = decoded.unique_id.as_deref() {
+                    if self.recent.is_duplicate(id) {
+                        tracing::warn!(unique_id = id, "ignoring duplicate message");
+                        return None;
+                    }
+                }
+                Some(Incoming::new(decoded, sink))
+            }
+            Err(failure) => {
+                let reason = describe(&failure.error);
+                match failure.reply_route {
+                    Some(route) => {
+                        tracing::warn!(%reason, msg_id = %route.msg_id, "refusing a malformed request");
+                        let reply_to = ReplyTo { route, sink };
+                        let reply = Reply::failure(RemoteError::malformed_message(&reason));
+                        if let Err(error) = reply_to.send(reply).await {
+                            tracing::warn!(%error, "could not answer a malformed request");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(%reason, "dropping a malformed message that names no reply queue");
+                    }
+                }
+                None
+            }
         }
-        if self.recent.len() == DUPLICATE_WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(id.to_owned());
-        false
     }
 }
 
