@@ -81,8 +81,7 @@ impl Greeter {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
 
@@ -116,7 +115,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sum = client.add(&ctx, 2, 40).await?;
     println!("call  add(2, 40)            -> {sum}");
     match client.hello(&ctx, String::new(), None).await {
-        Err(CallError::Application(e)) => println!("call  hello(\"\")             -> typed error: {e}"),
+        Err(CallError::Application(e)) => {
+            println!("call  hello(\"\")             -> typed error: {e}")
+        }
         other => println!("call  hello(\"\")             -> unexpected {other:?}"),
     }
     client.note(&ctx, "remember the milk".into()).await?;

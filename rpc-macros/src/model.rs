@@ -97,8 +97,8 @@ pub(crate) enum Receiver {
 /// What a method returns.
 pub(crate) enum Output {
     Unit,
-    Plain(Type),
-    Fallible { ok: Type, err: Type },
+    Plain(Box<Type>),
+    Fallible { ok: Box<Type>, err: Box<Type> },
 }
 
 /// One RPC method.
@@ -136,7 +136,11 @@ impl Output {
 
 /// Lowers the parsed attribute and impl block. Returns `None` when too little is known to go on;
 /// every problem is in `errors`.
-pub(crate) fn lower(args: EndpointArgs, parsed: &ParsedImpl, errors: &mut Errors) -> Option<Endpoint> {
+pub(crate) fn lower(
+    args: EndpointArgs,
+    parsed: &ParsedImpl,
+    errors: &mut Errors,
+) -> Option<Endpoint> {
     let attr_span = Span::call_site();
     let topic = args.topic.into_inner();
     if topic.is_none() {
@@ -144,7 +148,10 @@ pub(crate) fn lower(args: EndpointArgs, parsed: &ParsedImpl, errors: &mut Errors
     }
     let version = match args.version.into_inner() {
         None => {
-            errors.push(attr_span, "missing `version = \"major.minor\"` in `#[rpc_endpoint]`");
+            errors.push(
+                attr_span,
+                "missing `version = \"major.minor\"` in `#[rpc_endpoint]`",
+            );
             None
         }
         Some(lit) => match Version::parse(&lit) {
@@ -186,7 +193,10 @@ pub(crate) fn lower(args: EndpointArgs, parsed: &ParsedImpl, errors: &mut Errors
         namespace: args.namespace.into_inner().map(|n| n.value()),
         version,
         generics: (!item.generics.params.is_empty()).then(|| item.generics.to_token_stream()),
-        trait_impl: item.trait_.as_ref().map(|(_, path, _)| path.to_token_stream()),
+        trait_impl: item
+            .trait_
+            .as_ref()
+            .map(|(_, path, _)| path.to_token_stream()),
         methods,
     })
 }
@@ -200,7 +210,11 @@ fn type_ident(ty: &Type) -> Option<Ident> {
     }
 }
 
-fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Errors) -> Option<Method> {
+fn lower_method(
+    method: &RpcMethod,
+    endpoint_version: Version,
+    errors: &mut Errors,
+) -> Option<Method> {
     let sig = &method.item.sig;
     let since = match method.args.since.value_ref() {
         Some(lit) => match Version::parse(lit) {
@@ -224,7 +238,9 @@ fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Erro
     };
     let mut inputs = sig.inputs.iter();
     let receiver = match inputs.next() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() =>
+        {
             Receiver::RefSelf
         }
         Some(FnArg::Receiver(r)) => Receiver::Other(r.to_token_stream()),
@@ -239,7 +255,8 @@ fn lower_method(method: &RpcMethod, endpoint_version: Version, errors: &mut Erro
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let mut since_attrs: Vec<Option<&LitStr>> = method.arg_since.iter().map(Option::as_ref).collect();
+    let mut since_attrs: Vec<Option<&LitStr>> =
+        method.arg_since.iter().map(Option::as_ref).collect();
     let missing_context = match typed.first() {
         Some(first) if is_context_ref(&first.ty) => {
             typed.remove(0);
@@ -324,10 +341,7 @@ fn lower_output(sig: &syn::Signature) -> (Asyncness, Output) {
     }
     match declared.and_then(future_output) {
         Some(inner) => (Asyncness::ReturnsFuture, classify(inner)),
-        None => (
-            Asyncness::Neither(sig.fn_token.span),
-            classify(declared),
-        ),
+        None => (Asyncness::Neither(sig.fn_token.span), classify(declared)),
     }
 }
 
@@ -358,34 +372,41 @@ fn classify(ty: Option<&Type>) -> Output {
     let Some(ty) = ty else {
         return Output::Unit;
     };
-    if let Type::Tuple(t) = ty {
-        if t.elems.is_empty() {
-            return Output::Unit;
-        }
+    if let Type::Tuple(t) = ty
+        && t.elems.is_empty()
+    {
+        return Output::Unit;
     }
-    if let Type::Path(p) = ty {
-        if let Some(last) = p.path.segments.last() {
-            if last.ident == "Result" {
-                if let PathArguments::AngleBracketed(args) = &last.arguments {
-                    let types: Vec<&Type> = args
-                        .args
-                        .iter()
-                        .filter_map(|a| match a {
-                            GenericArgument::Type(t) => Some(t),
-                            _ => None,
-                        })
-                        .collect();
-                    if let [ok, err] = types.as_slice() {
-                        return Output::Fallible {
-                            ok: (*ok).clone(),
-                            err: (*err).clone(),
-                        };
-                    }
-                }
-            }
-        }
+    if let Some([ok, err]) = result_arguments(ty).as_deref() {
+        return Output::Fallible {
+            ok: Box::new((*ok).clone()),
+            err: Box::new((*err).clone()),
+        };
     }
-    Output::Plain(ty.clone())
+    Output::Plain(Box::new(ty.clone()))
+}
+
+/// The type arguments of `Result<…>` (by its last path segment).
+fn result_arguments(ty: &Type) -> Option<Vec<&Type>> {
+    let Type::Path(p) = ty else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    Some(
+        args.args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+    )
 }
 
 impl Arg {

@@ -266,7 +266,10 @@ mod tests {
         assert!(messages(errors).is_empty());
         assert_eq!(parsed.methods.len(), 1);
         assert_eq!(parsed.methods[0].arg_since.len(), 2);
-        assert_eq!(parsed.methods[0].arg_since[1].as_ref().unwrap().value(), "1.2");
+        assert_eq!(
+            parsed.methods[0].arg_since[1].as_ref().unwrap().value(),
+            "1.2"
+        );
         let item = &parsed.item;
         let out = quote!(#item).to_string();
         assert!(!out.contains("rpc"), "{out}");

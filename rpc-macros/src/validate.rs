@@ -42,7 +42,10 @@ fn endpoint_is_inherent_impl(endpoint: &Endpoint, errors: &mut Errors) {
 
 fn endpoint_not_generic(endpoint: &Endpoint, errors: &mut Errors) {
     if let Some(tokens) = &endpoint.generics {
-        errors.push_spanned(tokens, "`#[rpc_endpoint]` does not support generic impl blocks");
+        errors.push_spanned(
+            tokens,
+            "`#[rpc_endpoint]` does not support generic impl blocks",
+        );
     }
 }
 
@@ -75,7 +78,10 @@ fn method_is_async_or_returns_future(method: &Method, errors: &mut Errors) {
 
 fn method_not_generic(method: &Method, errors: &mut Errors) {
     if let Some(tokens) = &method.generics {
-        errors.push_spanned(tokens, "RPC methods cannot be generic: the wire types must be known");
+        errors.push_spanned(
+            tokens,
+            "RPC methods cannot be generic: the wire types must be known",
+        );
     }
 }
 
@@ -122,7 +128,8 @@ fn method_name_not_reserved(endpoint: &Endpoint, method: &Method, errors: &mut E
 
 fn since_within_endpoint_version(endpoint: &Endpoint, method: &Method, errors: &mut Errors) {
     let endpoint_version = endpoint.version.value;
-    let versions = std::iter::once(&method.since).chain(method.args.iter().filter_map(|a| a.since.as_ref()));
+    let versions =
+        std::iter::once(&method.since).chain(method.args.iter().filter_map(|a| a.since.as_ref()));
     for since in versions {
         if since.value.major != endpoint_version.major {
             errors.push(
@@ -145,50 +152,53 @@ fn since_within_endpoint_version(endpoint: &Endpoint, method: &Method, errors: &
 }
 
 fn cast_returns_unit(method: &Method, errors: &mut Errors) {
-    if let Kind::Cast(span) = method.kind {
-        if !method.output.is_unit() {
-            errors.push(
-                span,
-                format_args!(
-                    "cast method `{}` cannot return a value: casts get no reply",
-                    method.wire_name
-                ),
-            );
-        }
+    if let Kind::Cast(span) = method.kind
+        && !method.output.is_unit()
+    {
+        errors.push(
+            span,
+            format_args!(
+                "cast method `{}` cannot return a value: casts get no reply",
+                method.wire_name
+            ),
+        );
     }
 }
 
 fn arg_is_identifier(arg: &Arg, errors: &mut Errors) {
     if let Some(tokens) = &arg.bad_pattern {
-        errors.push_spanned(tokens, "RPC arguments must be plain identifiers: the name is the keyword on the wire");
+        errors.push_spanned(
+            tokens,
+            "RPC arguments must be plain identifiers: the name is the keyword on the wire",
+        );
     }
 }
 
 fn since_arg_is_option(arg: &Arg, errors: &mut Errors) {
-    if let Some(since) = &arg.since {
-        if !is_option(&arg.ty) {
-            errors.push_spanned(
-                &arg.ty,
-                format_args!(
-                    "`#[since]` arguments must be `Option<T>`: callers older than {} do not send `{}`",
-                    since.value, arg.wire_name
-                ),
-            );
-        }
+    if let Some(since) = &arg.since
+        && !is_option(&arg.ty)
+    {
+        errors.push_spanned(
+            &arg.ty,
+            format_args!(
+                "`#[since]` arguments must be `Option<T>`: callers older than {} do not send `{}`",
+                since.value, arg.wire_name
+            ),
+        );
     }
 }
 
 fn arg_since_newer_than_method(method: &Method, arg: &Arg, errors: &mut Errors) {
-    if let Some(since) = &arg.since {
-        if since.value <= method.since.value {
-            errors.push(
-                since.span,
-                format_args!(
-                    "`#[since(\"{}\")]` must be newer than the method's `since = \"{}\"`; an argument as old as its method needs no `#[since]`",
-                    since.value, method.since.value
-                ),
-            );
-        }
+    if let Some(since) = &arg.since
+        && since.value <= method.since.value
+    {
+        errors.push(
+            since.span,
+            format_args!(
+                "`#[since(\"{}\")]` must be newer than the method's `since = \"{}\"`; an argument as old as its method needs no `#[since]`",
+                since.value, method.since.value
+            ),
+        );
     }
 }
 
@@ -253,8 +263,10 @@ mod tests {
 
     #[test]
     fn since_of_other_major() {
-        assert!(one(quote! { impl M { #[rpc(since = "3.9")] async fn a(&self, ctx: &Context) {} } })
-            .starts_with("`since = \"3.9\"` is of another major version"));
+        assert!(
+            one(quote! { impl M { #[rpc(since = "3.9")] async fn a(&self, ctx: &Context) {} } })
+                .starts_with("`since = \"3.9\"` is of another major version")
+        );
     }
 
     #[test]
@@ -271,7 +283,9 @@ mod tests {
     #[test]
     fn since_argument_must_be_option() {
         assert_eq!(
-            one(quote! { impl M { #[rpc] async fn a(&self, ctx: &Context, #[since("4.1")] x: u8) {} } }),
+            one(
+                quote! { impl M { #[rpc] async fn a(&self, ctx: &Context, #[since("4.1")] x: u8) {} } }
+            ),
             "`#[since]` arguments must be `Option<T>`: callers older than 4.1 do not send `x`"
         );
     }
@@ -302,8 +316,14 @@ mod tests {
 
     #[test]
     fn receiver_rules() {
-        assert!(one(quote! { impl M { #[rpc] async fn a(&mut self, ctx: &Context) {} } }).starts_with("RPC methods take `&self`"));
-        assert!(one(quote! { impl M { #[rpc] async fn a(ctx: &Context) {} } }).starts_with("RPC methods take `&self` first"));
+        assert!(
+            one(quote! { impl M { #[rpc] async fn a(&mut self, ctx: &Context) {} } })
+                .starts_with("RPC methods take `&self`")
+        );
+        assert!(
+            one(quote! { impl M { #[rpc] async fn a(ctx: &Context) {} } })
+                .starts_with("RPC methods take `&self` first")
+        );
     }
 
     #[test]
@@ -312,8 +332,10 @@ mod tests {
             one(quote! { impl M { #[rpc] async fn new(&self, ctx: &Context) {} } }),
             "method name conflicts with generated fn `MClient::new`"
         );
-        assert!(one(quote! { impl M { #[rpc] async fn a(&self, ctx: &Context, (x, y): (u8, u8)) {} } })
-            .starts_with("RPC arguments must be plain identifiers"));
+        assert!(
+            one(quote! { impl M { #[rpc] async fn a(&self, ctx: &Context, (x, y): (u8, u8)) {} } })
+                .starts_with("RPC arguments must be plain identifiers")
+        );
     }
 
     #[test]
@@ -332,8 +354,14 @@ mod tests {
                 "invalid version `4.x`: expected `major.minor`, for example \"4.2\"",
             ]
         );
-        let errors = check(quote!(topic = "t", version = "1.0"), quote! { impl<T> M<T> {} });
-        assert_eq!(errors, vec!["`#[rpc_endpoint]` does not support generic impl blocks"]);
+        let errors = check(
+            quote!(topic = "t", version = "1.0"),
+            quote! { impl<T> M<T> {} },
+        );
+        assert_eq!(
+            errors,
+            vec!["`#[rpc_endpoint]` does not support generic impl blocks"]
+        );
     }
 
     #[test]

@@ -105,9 +105,10 @@ fn tarpc_in_process() -> Tarpc {
 }
 
 async fn tarpc_tcp_json() -> Tarpc {
-    let mut listener = tarpc::serde_transport::tcp::listen((IpAddr::V4(Ipv4Addr::LOCALHOST), 0), Json::default)
-        .await
-        .expect("listen on loopback");
+    let mut listener =
+        tarpc::serde_transport::tcp::listen((IpAddr::V4(Ipv4Addr::LOCALHOST), 0), Json::default)
+            .await
+            .expect("listen on loopback");
     listener.config_mut().max_frame_length(usize::MAX);
     let addr = listener.local_addr();
     tokio::spawn(
@@ -201,14 +202,25 @@ fn median<T: Copy + PartialOrd>(values: &[T]) -> T {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     // `cargo test --benches` runs bench binaries with `--bench` absent; do a quick smoke run then.
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let rounds = if smoke { 1 } else { env_usize("BENCH_ROUNDS", 5) };
-    let calls = if smoke { 200 } else { env_usize("BENCH_CALLS", 20_000) };
+    let rounds = if smoke {
+        1
+    } else {
+        env_usize("BENCH_ROUNDS", 5)
+    };
+    let calls = if smoke {
+        200
+    } else {
+        env_usize("BENCH_CALLS", 20_000)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

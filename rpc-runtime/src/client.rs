@@ -228,7 +228,7 @@ impl Client {
             Ok(result) => Ok(decode_result(method, &result)?),
             Err(RpcError::Remote(failure)) => match failure.into_application::<E>() {
                 Ok(typed) => Err(CallError::Application(typed)),
-                Err(failure) => Err(CallError::Rpc(RpcError::Remote(failure))),
+                Err(failure) => Err(CallError::Rpc(RpcError::Remote(Box::new(failure)))),
             },
             Err(other) => Err(CallError::Rpc(other)),
         }
@@ -246,7 +246,13 @@ impl Client {
         Ok(self.transport.cast(&self.target, &request).await?)
     }
 
-    fn request(&self, ctx: &Context, method: &str, version: Option<Version>, args: Args) -> Request {
+    fn request(
+        &self,
+        ctx: &Context,
+        method: &str,
+        version: Option<Version>,
+        args: Args,
+    ) -> Request {
         let mut request = Request::new(method, ctx.clone());
         request.args = args;
         request.namespace = self.target.namespace.as_deref().map(str::to_owned);

@@ -313,7 +313,9 @@ mod tests {
             "request_id": "req-ctx-obj", "global_request_id": null, "roles": ["admin"],
             "read_only": false, "user_identity": "u2 p2 - - -"
         });
-        let Value::Object(dict) = dict else { unreachable!() };
+        let Value::Object(dict) = dict else {
+            unreachable!()
+        };
         let ctx = Context::from_dict(dict);
         assert_eq!(ctx.user_id.as_deref(), Some("u2"));
         assert_eq!(ctx.project_id.as_deref(), Some("p2"));

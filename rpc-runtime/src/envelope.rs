@@ -247,12 +247,7 @@ pub fn encode_request(
 
 /// Encodes a reply (or heartbeat) in oslo's 2.0 envelope.
 pub fn encode_reply(reply: &Reply, msg_id: &str, unique_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        128 + reply
-            .result
-            .as_ref()
-            .map_or(0, |r| r.get().len()),
-    );
+    let mut out = Vec::with_capacity(128 + reply.result.as_ref().map_or(0, |r| r.get().len()));
     write_envelope(&mut out, |w| {
         w.raw("{\"result\":")?;
         match &reply.result {
@@ -294,10 +289,9 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError>
     })?;
     let inner_bytes = inner.as_deref().map_or(body, str::as_bytes);
     match serde_json::from_slice::<RequestWire>(inner_bytes) {
-        Ok(wire) => wire.finish().map_err(|(error, reply_route)| RequestDecodeError {
-            error,
-            reply_route,
-        }),
+        Ok(wire) => wire
+            .finish()
+            .map_err(|(error, reply_route)| RequestDecodeError { error, reply_route }),
         Err(source) => Err(RequestDecodeError {
             error: EnvelopeError::Json(source),
             reply_route: salvage_reply_route(inner_bytes),
@@ -312,10 +306,11 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError>
 /// Fails when the body is not a reply oslo would accept.
 pub fn decode_reply(body: &[u8]) -> Result<(Reply, String), EnvelopeError> {
     let inner = open_envelope(body)?;
-    let wire: ReplyWire<'_> =
-        serde_json::from_slice(inner.as_deref().map_or(body, str::as_bytes))
-            .map_err(EnvelopeError::Json)?;
-    let msg_id = wire.msg_id.ok_or(EnvelopeError::MissingKey { key: "_msg_id" })?;
+    let wire: ReplyWire<'_> = serde_json::from_slice(inner.as_deref().map_or(body, str::as_bytes))
+        .map_err(EnvelopeError::Json)?;
+    let msg_id = wire
+        .msg_id
+        .ok_or(EnvelopeError::MissingKey { key: "_msg_id" })?;
     let failure = match wire.failure {
         None => None,
         Some(raw) => Some(decode_failure(raw.get())?),
@@ -357,9 +352,7 @@ fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
     let outer: Outer<'_> = serde_json::from_slice(body).map_err(EnvelopeError::Json)?;
     match (outer.version, outer.message) {
         (Some(version), Some(message)) => {
-            let major_is_2 = version
-                .parse::<Version>()
-                .is_ok_and(|v| v.major() == 2);
+            let major_is_2 = version.parse::<Version>().is_ok_and(|v| v.major() == 2);
             if !major_is_2 {
                 return Err(EnvelopeError::UnsupportedEnvelope {
                     version: version.into_owned(),
@@ -791,8 +784,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn sample(name: &str) -> Option<Vec<u8>> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/oslo-wire/wire-samples");
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/oslo-wire/wire-samples");
         std::fs::read(dir.join(name)).ok()
     }
 
@@ -824,7 +817,12 @@ mod tests {
         };
         let mut req = request();
         req.deadline = Some(UNIX_EPOCH + Duration::from_millis(1_764_000_000_123));
-        let bytes = encode_request(&req, Some(&route), Some(4.0), "282f645e36a5448a96771009f033f1ac");
+        let bytes = encode_request(
+            &req,
+            Some(&route),
+            Some(4.0),
+            "282f645e36a5448a96771009f033f1ac",
+        );
         let decoded = decode_request(&bytes).unwrap();
         assert_eq!(decoded.request.method, "ping");
         assert_eq!(
@@ -836,7 +834,10 @@ mod tests {
         assert_eq!(decoded.request.context, req.context);
         assert_eq!(decoded.request.deadline, req.deadline);
         assert_eq!(decoded.reply_route, Some(route));
-        assert_eq!(decoded.unique_id.as_deref(), Some("282f645e36a5448a96771009f033f1ac"));
+        assert_eq!(
+            decoded.unique_id.as_deref(),
+            Some("282f645e36a5448a96771009f033f1ac")
+        );
         assert_eq!(decoded.monitor_timeout, Some(4.0));
     }
 
@@ -974,27 +975,59 @@ mod tests {
         ];
         for (body, message, routed) in cases {
             let err = decode_request(body).unwrap_err();
-            assert!(err.error.to_string().contains(message), "{}: {}", String::from_utf8_lossy(body), err.error);
-            assert_eq!(err.reply_route.is_some(), routed, "{}", String::from_utf8_lossy(body));
+            assert!(
+                err.error.to_string().contains(message),
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                err.error
+            );
+            assert_eq!(
+                err.reply_route.is_some(),
+                routed,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn reply_without_ending_is_not_final_and_without_msg_id_is_refused() {
-        let (reply, _) = decode_reply(br#"{"result": 1, "failure": null, "_msg_id": "m"}"#).unwrap();
+        let (reply, _) =
+            decode_reply(br#"{"result": 1, "failure": null, "_msg_id": "m"}"#).unwrap();
         assert!(!reply.ending);
         assert!(decode_reply(br#"{"result": 1, "failure": null, "ending": true}"#).is_err());
     }
 
     #[test]
     fn unescape_matches_serde_json() {
-        for text in ["plain", "q\"uote", "back\\slash", "nl\n\t\r\u{8}\u{c}", "é ☃ 😀", "\u{1}\u{1f}", "/"] {
+        for text in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\n\t\r\u{8}\u{c}",
+            "é ☃ 😀",
+            "\u{1}\u{1f}",
+            "/",
+        ] {
             let encoded = serde_json::to_string(text).unwrap();
-            assert_eq!(unescape_json_string(&encoded).as_deref(), Some(text), "{encoded}");
+            assert_eq!(
+                unescape_json_string(&encoded).as_deref(),
+                Some(text),
+                "{encoded}"
+            );
         }
         // Escapes serde_json never writes but other encoders (Python's ensure_ascii) do.
-        assert_eq!(unescape_json_string(r#""h\u00e9llo \u2603 \ud83d\ude00 \/""#).as_deref(), Some("héllo ☃ 😀 /"));
-        for bad in [r#""\x""#, r#""\u12""#, r#""\ud83d""#, "no quotes", r#""\ud83d\u0041""#] {
+        assert_eq!(
+            unescape_json_string(r#""h\u00e9llo \u2603 \ud83d\ude00 \/""#).as_deref(),
+            Some("héllo ☃ 😀 /")
+        );
+        for bad in [
+            r#""\x""#,
+            r#""\u12""#,
+            r#""\ud83d""#,
+            "no quotes",
+            r#""\ud83d\u0041""#,
+        ] {
             assert_eq!(unescape_json_string(bad), None, "{bad}");
         }
     }

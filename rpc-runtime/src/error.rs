@@ -84,12 +84,15 @@ impl RemoteError {
     ///
     /// Returns `self` unchanged when the failure is not an `E`.
     pub fn into_application<E: ApplicationError>(self) -> Result<E, Self> {
-        let decoded = serde_json::from_value::<E>(Value::Object(self.kwargs.clone())).or_else(
-            |first| match self.kwargs.get(WRAPPED_VALUE) {
-                Some(inner) if self.kwargs.len() == 1 => E::deserialize(inner).map_err(|_| first),
-                _ => Err(first),
-            },
-        );
+        let decoded =
+            serde_json::from_value::<E>(Value::Object(self.kwargs.clone())).or_else(|first| {
+                match self.kwargs.get(WRAPPED_VALUE) {
+                    Some(inner) if self.kwargs.len() == 1 => {
+                        E::deserialize(inner).map_err(|_| first)
+                    }
+                    _ => Err(first),
+                }
+            });
         match decoded {
             Ok(error) if error.class() == self.class && error.module() == self.module => Ok(error),
             _ => Err(self),
@@ -185,7 +188,7 @@ impl RemoteError {
                 method: method.to_owned(),
                 message: self.message,
             },
-            _ => RpcError::Remote(self),
+            _ => RpcError::Remote(Box::new(self)),
         }
     }
 }
@@ -339,9 +342,10 @@ pub enum RpcError {
     /// The transport failed to send the request or receive the reply.
     #[error("transport failure")]
     Transport(#[from] TransportError),
-    /// The remote method failed with an error that is not the method's typed error.
+    /// The remote method failed with an error that is not the method's typed error. Boxed: it
+    /// is large, and rare next to the success path every `Result` carries.
     #[error(transparent)]
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
 }
 
 /// The error of a call to a method declared as returning `Result<T, E>`: either the method's own
@@ -491,7 +495,10 @@ mod tests {
     #[test]
     fn other_class_stays_remote() {
         let failure = RemoteError::new("ValueError", "builtins", "bad");
-        let back = failure.clone().into_application::<NoValidHost>().unwrap_err();
+        let back = failure
+            .clone()
+            .into_application::<NoValidHost>()
+            .unwrap_err();
         assert_eq!(back, failure);
         assert!(matches!(back.into_rpc_error("m"), RpcError::Remote(_)));
     }
@@ -500,10 +507,13 @@ mod tests {
     fn dispatcher_failures_become_typed_variants() {
         let err = RemoteError::no_such_method("nope").into_rpc_error("nope");
         assert!(matches!(err, RpcError::NoSuchMethod { method } if method == "nope"));
-        let err = RemoteError::unsupported_version("ping", &Version::new(4, 3), &[Version::new(4, 1)])
-            .into_rpc_error("ping");
+        let err =
+            RemoteError::unsupported_version("ping", &Version::new(4, 3), &[Version::new(4, 1)])
+                .into_rpc_error("ping");
         match err {
-            RpcError::UnsupportedVersion { requested, served, .. } => {
+            RpcError::UnsupportedVersion {
+                requested, served, ..
+            } => {
                 assert_eq!(requested, Some(Version::new(4, 3)));
                 assert_eq!(served, vec![Version::new(4, 1)]);
             }

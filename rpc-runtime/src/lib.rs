@@ -19,6 +19,10 @@
 //!
 //! See [`rpc_endpoint`] for the grammar, what it generates and the mistakes it reports.
 
+// `RemoteError` travels in `Err` on failure paths only (a failed call, a refused request); boxing it
+// everywhere would add an allocation to each of them for no gain on the success path.
+#![allow(clippy::result_large_err)]
+
 mod client;
 mod context;
 mod dispatch;
@@ -34,7 +38,9 @@ mod version;
 pub use crate::client::{CallOptions, Client, DEFAULT_TIMEOUT};
 pub use crate::context::{Context, ReadDeleted, new_request_id};
 pub use crate::dispatch::Dispatcher;
-pub use crate::endpoint::{ArgDescriptor, Endpoint, EndpointDescriptor, MethodDescriptor, MethodKind};
+pub use crate::endpoint::{
+    ArgDescriptor, Endpoint, EndpointDescriptor, MethodDescriptor, MethodKind,
+};
 pub use crate::error::{
     ApplicationError, CallError, EnvelopeError, RemoteError, RpcError, TransportError,
 };
@@ -47,6 +53,11 @@ pub use crate::version::{ParseVersionError, Version, can_send_version};
 
 #[doc = include_str!("docs/rpc_endpoint.md")]
 pub use rpc_macros::rpc_endpoint;
+
+/// The README's Rust snippets, compiled as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 /// Glue for generated code. Not a stable API: do not use it directly.
 #[doc(hidden)]

@@ -13,11 +13,11 @@ use serde_json::value::RawValue;
 pub use serde;
 pub use serde_json;
 
-pub use crate::transport::BoxFuture;
 use crate::client::Client;
 use crate::context::Context;
 use crate::envelope::Args;
 use crate::error::{ApplicationError, CallError, RemoteError, RpcError};
+pub use crate::transport::BoxFuture;
 use crate::version::Version;
 
 /// A type that can cross the wire as an argument or a result.
@@ -160,8 +160,7 @@ impl Call {
         if let Err(error) = serde_json::to_writer(&mut self.args, name).and_then(|()| {
             self.args.push(b':');
             (wire.encode)(value, &mut self.args)
-        })
-        {
+        }) {
             self.error = Some(error);
         }
         self
@@ -230,9 +229,9 @@ pub async fn call_fallible<R, E>(
     let (method, version, args) = call.finish()?;
     match client.call_args(ctx, method, Some(version), args).await {
         Ok(raw) => Ok(decode_result(method, &raw, result)?),
-        Err(RpcError::Remote(failure)) => match (error.decode)(failure) {
+        Err(RpcError::Remote(failure)) => match (error.decode)(*failure) {
             Ok(typed) => Err(CallError::Application(typed)),
-            Err(failure) => Err(CallError::Rpc(RpcError::Remote(failure))),
+            Err(failure) => Err(CallError::Rpc(RpcError::Remote(Box::new(failure)))),
         },
         Err(other) => Err(CallError::Rpc(other)),
     }
@@ -254,8 +253,11 @@ pub async fn cast(client: &Client, ctx: &Context, call: Call) -> Result<(), RpcE
 /// Reads named arguments on the server side.
 pub struct ArgsReader<'a> {
     method: &'a str,
-    entries: Vec<(Cow<'a, str>, Option<&'a RawValue>)>,
+    entries: Entries<'a>,
 }
+
+/// Named arguments as read: each name with its raw value, taken (`None`) once read.
+type Entries<'a> = Vec<(Cow<'a, str>, Option<&'a RawValue>)>;
 
 impl fmt::Debug for ArgsReader<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -273,16 +275,13 @@ impl<'a> ArgsReader<'a> {
     /// An invalid-arguments failure when `args` is not an object.
     pub fn new(method: &'a str, args: &'a Args) -> Result<Self, RemoteError> {
         #[derive(Deserialize)]
-        struct Entries<'a>(
-            #[serde(borrow, deserialize_with = "borrowed_entries")]
-            Vec<(Cow<'a, str>, Option<&'a RawValue>)>,
-        );
+        struct Parsed<'a>(#[serde(borrow, deserialize_with = "borrowed_entries")] Entries<'a>);
         fn borrowed_entries<'de, D: serde::Deserializer<'de>>(
             d: D,
-        ) -> Result<Vec<(Cow<'de, str>, Option<&'de RawValue>)>, D::Error> {
+        ) -> Result<Entries<'de>, D::Error> {
             struct V;
             impl<'de> serde::de::Visitor<'de> for V {
-                type Value = Vec<(Cow<'de, str>, Option<&'de RawValue>)>;
+                type Value = Entries<'de>;
                 fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                     f.write_str("an object of named arguments")
                 }
@@ -300,7 +299,7 @@ impl<'a> ArgsReader<'a> {
             }
             d.deserialize_map(V)
         }
-        let Entries(entries) = serde_json::from_str(args.as_json())
+        let Parsed(entries) = serde_json::from_str(args.as_json())
             .map_err(|e| RemoteError::invalid_arguments(method, e))?;
         Ok(Self { method, entries })
     }
@@ -368,7 +367,10 @@ impl<'de> Deserialize<'de> for BorrowedKey<'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an argument name")
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
                 Ok(BorrowedKey(Cow::Borrowed(v)))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -427,7 +429,12 @@ mod tests {
         call.arg("spec", &json!({"vcpus": 1}), Wire::new())
             .arg_since::<Vec<u32>>("uuids", &None, Version::new(4, 2), Wire::new());
         assert_eq!(call.version(), &Version::new(4, 0));
-        call.arg_since("hint", &Some("x".to_owned()), Version::new(4, 1), Wire::new());
+        call.arg_since(
+            "hint",
+            &Some("x".to_owned()),
+            Version::new(4, 1),
+            Wire::new(),
+        );
         let (_, version, args) = call.finish().unwrap();
         assert_eq!(version, Version::new(4, 1));
         assert_eq!(args.as_json(), r#"{"spec":{"vcpus":1},"hint":"x"}"#);
@@ -438,12 +445,26 @@ mod tests {
         let args = Args::from_serialize(&json!({"a": 1, "b": "x", "c\"q": 2})).unwrap();
         let mut reader = ArgsReader::new("m", &args).unwrap();
         assert_eq!(reader.take::<i64>("a", Wire::new()).unwrap(), 1);
-        assert_eq!(reader.take::<Option<i64>>("missing", Wire::new()).unwrap(), None);
+        assert_eq!(
+            reader.take::<Option<i64>>("missing", Wire::new()).unwrap(),
+            None
+        );
         let err = reader.take::<i64>("also_missing", Wire::new()).unwrap_err();
-        assert_eq!(err.message, "invalid arguments for method `m`: missing argument `also_missing`");
+        assert_eq!(
+            err.message,
+            "invalid arguments for method `m`: missing argument `also_missing`"
+        );
         let err = reader.take::<i64>("b", Wire::new()).unwrap_err();
-        assert!(err.message.contains("argument `b`: invalid type"), "{}", err.message);
+        assert!(
+            err.message.contains("argument `b`: invalid type"),
+            "{}",
+            err.message
+        );
         let err = reader.finish().unwrap_err();
-        assert!(err.message.contains("unexpected argument `c\"q`"), "{}", err.message);
+        assert!(
+            err.message.contains("unexpected argument `c\"q`"),
+            "{}",
+            err.message
+        );
     }
 }

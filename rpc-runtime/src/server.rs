@@ -59,6 +59,8 @@ impl ServerConfig {
 /// ```
 #[derive(Debug)]
 pub struct RpcServer {
+    /// Kept so the transport (and the broker or connection behind it) lives as long as the server.
+    transport: Arc<dyn Transport>,
     target: Target,
     stop: watch::Sender<bool>,
     consumer: JoinHandle<()>,
@@ -87,12 +89,18 @@ impl RpcServer {
         tracing::info!(topic = %target.topic, server = target.server.as_deref().unwrap_or(""), max_concurrency, "RPC server consuming");
         let consumer = tokio::spawn(consume(listener, dispatcher, Arc::clone(&slots), stopped));
         Ok(Self {
+            transport,
             target,
             stop,
             consumer,
             slots,
             max_concurrency,
         })
+    }
+
+    /// The transport the server consumes from.
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
     }
 
     /// The target the server consumes on.

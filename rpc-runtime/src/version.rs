@@ -111,7 +111,9 @@ impl fmt::Debug for Version {
 
 /// Why a version string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid RPC version `{input}`: expected `major.minor` or `major.minor.revision` with whole numbers")]
+#[error(
+    "invalid RPC version `{input}`: expected `major.minor` or `major.minor.revision` with whole numbers"
+)]
 pub struct ParseVersionError {
     input: String,
 }
@@ -201,7 +203,9 @@ mod tests {
         assert_eq!(v("4.2.0").to_string(), "4.2");
         assert_eq!(v("4.2.1").to_string(), "4.2.1");
         assert_eq!(v("10.25"), Version::new(10, 25));
-        for bad in ["", "4", "4.", ".4", "a.b", "4.2.1.0", "-1.0", "4.+1", " 4.1"] {
+        for bad in [
+            "", "4", "4.", ".4", "a.b", "4.2.1.0", "-1.0", "4.+1", " 4.1",
+        ] {
             let err = bad.parse::<Version>().unwrap_err();
             assert_eq!(err.input(), bad);
             assert!(err.to_string().contains("major.minor"), "{err}");
@@ -215,7 +219,10 @@ mod tests {
         assert_eq!(versions, vec![v("3.9"), v("4.2"), v("4.2.1"), v("4.10")]);
         let mut semvers: Vec<semver::Version> = versions.iter().map(Version::to_semver).collect();
         semvers.sort();
-        assert_eq!(semvers, versions.iter().map(Version::to_semver).collect::<Vec<_>>());
+        assert_eq!(
+            semvers,
+            versions.iter().map(Version::to_semver).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -228,7 +235,10 @@ mod tests {
     #[test]
     fn serde_uses_the_string_form() {
         assert_eq!(serde_json::to_string(&v("4.2")).unwrap(), "\"4.2\"");
-        assert_eq!(serde_json::from_str::<Version>("\"4.2.1\"").unwrap(), v("4.2.1"));
+        assert_eq!(
+            serde_json::from_str::<Version>("\"4.2.1\"").unwrap(),
+            v("4.2.1")
+        );
         assert!(serde_json::from_str::<Version>("\"x\"").is_err());
     }
 }

@@ -99,7 +99,9 @@ struct Consumer {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a broker lock leaves plain maps behind, still consistent.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl BrokerState {
@@ -163,10 +165,11 @@ impl BrokerState {
             let mut queues = lock(&self.queues);
             let by_key = queues.entry(exchange.to_owned()).or_default();
             for key in &keys {
-                by_key.entry(key.clone()).or_default().consumers.push(Consumer {
-                    id,
-                    tx: tx.clone(),
-                });
+                by_key
+                    .entry(key.clone())
+                    .or_default()
+                    .consumers
+                    .push(Consumer { id, tx: tx.clone() });
             }
         }
         lock(&self.fanout)
@@ -189,7 +192,9 @@ impl ReplySink for BrokerState {
         reply_q: &'a str,
         body: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), TransportError>> {
-        let waiters = lock(&self.reply_queues).get(reply_q).and_then(Weak::upgrade);
+        let waiters = lock(&self.reply_queues)
+            .get(reply_q)
+            .and_then(Weak::upgrade);
         match waiters {
             Some(waiters) => waiters.deliver(&body),
             None => tracing::debug!(reply_q, "dropping a reply for a reply queue that is gone"),
@@ -253,7 +258,9 @@ impl ReplyWaiters {
             Some(waiter) => {
                 let _ = waiter.send(reply);
             }
-            None => tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)"),
+            None => {
+                tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)")
+            }
         }
     }
 }
@@ -371,12 +378,8 @@ impl Transport for MemoryTransport {
                 msg_id: envelope::new_message_id(),
                 reply_q: self.replies.name.clone(),
             };
-            let body = envelope::encode_request(
-                request,
-                Some(&route),
-                None,
-                &envelope::new_message_id(),
-            );
+            let body =
+                envelope::encode_request(request, Some(&route), None, &envelope::new_message_id());
             self.call_body(target, route.msg_id, body, timeout).await
         })
     }

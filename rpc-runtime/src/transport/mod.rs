@@ -10,8 +10,8 @@ mod url;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,7 +106,10 @@ impl RecentIds {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut hasher);
         let hash = hasher.finish();
-        let mut recent = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut recent = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if recent.contains(&hash) {
             return true;
         }
@@ -183,11 +186,11 @@ impl Message {
         let Delivery { body, sink } = self.delivery;
         match envelope::decode_request(&body) {
             Ok(decoded) => {
-                if let Some(id) = decoded.unique_id.as_deref() {
-                    if self.recent.is_duplicate(id) {
-                        tracing::warn!(unique_id = id, "ignoring duplicate message");
-                        return None;
-                    }
+                if let Some(id) = decoded.unique_id.as_deref()
+                    && self.recent.is_duplicate(id)
+                {
+                    tracing::warn!(unique_id = id, "ignoring duplicate message");
+                    return None;
                 }
                 Some(Incoming::new(decoded, sink))
             }
@@ -290,8 +293,7 @@ impl ReplyTo {
     }
 
     async fn publish(&self, reply: &Reply) -> Result<(), TransportError> {
-        let body =
-            envelope::encode_reply(reply, &self.route.msg_id, &envelope::new_message_id());
+        let body = envelope::encode_reply(reply, &self.route.msg_id, &envelope::new_message_id());
         self.sink.send_reply(&self.route.reply_q, body).await
     }
 }

@@ -150,12 +150,15 @@ impl FromStr for TransportUrl {
         let mut hosts = Vec::new();
         if !authority.is_empty() {
             for part in authority.split(',') {
-                hosts.push(parse_host(part).map_err(|reason| invalid(reason))?);
+                hosts.push(parse_host(part).map_err(&invalid)?);
             }
         }
         let virtual_host = match path {
             None | Some("") => None,
-            Some(p) => Some(percent_decode(p).ok_or_else(|| invalid("bad percent-escape in the virtual host"))?),
+            Some(p) => Some(
+                percent_decode(p)
+                    .ok_or_else(|| invalid("bad percent-escape in the virtual host"))?,
+            ),
         };
         let mut pairs = Vec::new();
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -183,14 +186,22 @@ fn parse_host(part: &str) -> Result<TransportHost, &'static str> {
                 Some(percent_decode(u).ok_or("bad percent-escape in the user name")?),
                 Some(percent_decode(p).ok_or("bad percent-escape in the password")?),
             ),
-            None => (Some(percent_decode(c).ok_or("bad percent-escape in the user name")?), None),
+            None => (
+                Some(percent_decode(c).ok_or("bad percent-escape in the user name")?),
+                None,
+            ),
         },
     };
     let (hostname, port) = if let Some(stripped) = address.strip_prefix('[') {
         // [ipv6]:port
-        let (host, after) = stripped.split_once(']').ok_or("unclosed `[` in an IPv6 host")?;
+        let (host, after) = stripped
+            .split_once(']')
+            .ok_or("unclosed `[` in an IPv6 host")?;
         let port = match after.strip_prefix(':') {
-            Some(p) => Some(p.parse().map_err(|_| "the port must be a number from 0 to 65535")?),
+            Some(p) => Some(
+                p.parse()
+                    .map_err(|_| "the port must be a number from 0 to 65535")?,
+            ),
             None if after.is_empty() => None,
             None => return Err("unexpected text after an IPv6 host"),
         };
@@ -199,7 +210,10 @@ fn parse_host(part: &str) -> Result<TransportHost, &'static str> {
         match address.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_owned(),
-                Some(p.parse().map_err(|_| "the port must be a number from 0 to 65535")?),
+                Some(
+                    p.parse()
+                        .map_err(|_| "the port must be a number from 0 to 65535")?,
+                ),
             ),
             None => (address.to_owned(), None),
         }
@@ -272,9 +286,10 @@ mod tests {
 
     #[test]
     fn parses_hosts_vhost_and_query() {
-        let url: TransportUrl = "rabbit://guest:guest@127.0.0.1:5672,u2:p%40ss@[::1]/%2f?heartbeat=10&ssl"
-            .parse()
-            .unwrap();
+        let url: TransportUrl =
+            "rabbit://guest:guest@127.0.0.1:5672,u2:p%40ss@[::1]/%2f?heartbeat=10&ssl"
+                .parse()
+                .unwrap();
         assert_eq!(url.scheme(), "rabbit");
         assert_eq!(url.hosts().len(), 2);
         assert_eq!(url.hosts()[0].hostname, "127.0.0.1");
@@ -300,7 +315,9 @@ mod tests {
         assert!(!url.to_string().contains("topsecret"));
         assert!(!format!("{url:?}").contains("topsecret"));
         assert!(!format!("{:?}", url.hosts()[0]).contains("topsecret"));
-        let err = "rabbit://nova:topsecret@host:notaport/".parse::<TransportUrl>().unwrap_err();
+        let err = "rabbit://nova:topsecret@host:notaport/"
+            .parse::<TransportUrl>()
+            .unwrap_err();
         let text = format!("{err} {err:?}");
         assert!(!text.contains("topsecret"), "{text}");
         assert!(text.contains("nova:***@host:notaport"), "{text}");
@@ -308,7 +325,14 @@ mod tests {
 
     #[test]
     fn refuses_malformed_urls() {
-        for bad in ["no-scheme", "://x", "rabbit://h:99999/", "rabbit://[::1/", "rabbit://u:p@/", "rabbit://h/%zz"] {
+        for bad in [
+            "no-scheme",
+            "://x",
+            "rabbit://h:99999/",
+            "rabbit://[::1/",
+            "rabbit://u:p@/",
+            "rabbit://h/%zz",
+        ] {
             assert!(bad.parse::<TransportUrl>().is_err(), "{bad}");
         }
     }

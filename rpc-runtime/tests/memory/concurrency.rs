@@ -29,7 +29,11 @@ async fn a_thousand_concurrent_calls_are_all_answered_correctly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_more_than_the_limit_execute_at_once() {
     const LIMIT: usize = 4;
-    let mut served = serve(&["host1"], ServerConfig::default().with_max_concurrency(LIMIT)).await;
+    let mut served = serve(
+        &["host1"],
+        ServerConfig::default().with_max_concurrency(LIMIT),
+    )
+    .await;
     let client = served.client();
     let calls: Vec<_> = (0..40_i64)
         .map(|i| {

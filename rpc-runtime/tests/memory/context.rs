@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use rpc_runtime::{Context, ReadDeleted, ServerConfig};
 use serde_json::json;
 use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
 
 use crate::fixture::serve;
 
@@ -43,11 +43,16 @@ impl Visit for FieldVisitor<'_> {
 }
 
 impl<S: tracing::Subscriber> Layer<S> for SpanRecorder {
-    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, _: &tracing::span::Id, _: LayerContext<'_, S>) {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: LayerContext<'_, S>,
+    ) {
         if attrs.metadata().name() == "rpc.request" {
             let mut fields = HashMap::new();
             attrs.record(&mut FieldVisitor(&mut fields));
-            self.0.lock().unwrap().push(fields);
+            self.0.lock().expect("recorder lock").push(fields);
         }
     }
 }

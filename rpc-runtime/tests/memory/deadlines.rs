@@ -21,17 +21,24 @@ async fn request_whose_deadline_has_passed_is_dropped_unexecuted() {
     let reply = transport
         .call_raw(
             &on("host1"),
-            |route| envelope::encode_request(&request, Some(route), None, &envelope::new_message_id()),
+            |route| {
+                envelope::encode_request(&request, Some(route), None, &envelope::new_message_id())
+            },
             Duration::from_millis(300),
         )
         .await;
-    assert!(matches!(reply, Err(TransportError::Timeout { .. })), "{reply:?}");
+    assert!(
+        matches!(reply, Err(TransportError::Timeout { .. })),
+        "{reply:?}"
+    );
     // The same request with a live deadline is executed: the first was dropped, not lost.
     request.deadline = Some(std::time::SystemTime::now() + Duration::from_secs(30));
     let reply = transport
         .call_raw(
             &on("host1"),
-            |route| envelope::encode_request(&request, Some(route), None, &envelope::new_message_id()),
+            |route| {
+                envelope::encode_request(&request, Some(route), None, &envelope::new_message_id())
+            },
             Duration::from_secs(30),
         )
         .await
@@ -43,7 +50,9 @@ async fn request_whose_deadline_has_passed_is_dropped_unexecuted() {
 #[tokio::test]
 async fn handler_is_cancelled_when_the_deadline_passes_mid_way() {
     let mut served = serve(&["host1"], ServerConfig::default()).await;
-    let client = served.client().prepare(CallOptions::new().timeout(Duration::from_millis(150)));
+    let client = served
+        .client()
+        .prepare(CallOptions::new().timeout(Duration::from_millis(150)));
     let err = client.hang(&Context::new()).await.unwrap_err();
     assert!(matches!(err, RpcError::Timeout { .. }), "{err:?}");
     // The handler's future was dropped by the server, not left running forever.

@@ -75,7 +75,10 @@ async fn untyped_remote_error_keeps_class_module_message_and_traceback() {
             assert_eq!(remote.class, "ValueError");
             assert_eq!(remote.module, "builtins");
             assert_eq!(remote.message, "('bad value: x', 42)");
-            assert_eq!(remote.args, vec![serde_json::json!("bad value: x"), serde_json::json!(42)]);
+            assert_eq!(
+                remote.args,
+                vec![serde_json::json!("bad value: x"), serde_json::json!(42)]
+            );
             assert_eq!(remote.traceback.len(), 1);
             assert_eq!(
                 remote.to_string(),
@@ -94,7 +97,11 @@ async fn a_panicking_method_fails_the_call_and_the_server_keeps_serving() {
     match client.panics(&Context::new()).await {
         Err(RpcError::Remote(remote)) => {
             assert_eq!(remote.class, "Panic");
-            assert!(remote.message.contains("the calculator caught fire"), "{}", remote.message);
+            assert!(
+                remote.message.contains("the calculator caught fire"),
+                "{}",
+                remote.message
+            );
         }
         other => panic!("unexpected {other:?}"),
     }

@@ -18,7 +18,10 @@ async fn call_to_topic_without_server_times_out_within_its_timeout() {
     .prepare(CallOptions::new().timeout(timeout));
     let started = tokio::time::Instant::now();
     let err = client.add(&Context::new(), 1, 2).await.unwrap_err();
-    assert!(matches!(err, RpcError::Timeout { ref method, timeout: t } if method == "add" && t == timeout), "{err:?}");
+    assert!(
+        matches!(err, RpcError::Timeout { ref method, timeout: t } if method == "add" && t == timeout),
+        "{err:?}"
+    );
     assert_eq!(started.elapsed(), timeout);
 }
 
@@ -44,7 +47,10 @@ async fn fanout_reaches_every_one_of_three_servers() {
         assert_eq!(value, 7);
         hosts.insert(host);
     }
-    assert_eq!(hosts, BTreeSet::from(["host1".into(), "host2".into(), "host3".into()]));
+    assert_eq!(
+        hosts,
+        BTreeSet::from(["host1".into(), "host2".into(), "host3".into()])
+    );
     // Exactly one each: a marker cast to one server arrives next, not a fourth fanout copy.
     served
         .client()
@@ -86,7 +92,9 @@ async fn a_call_cannot_be_fanout() {
 #[tokio::test]
 async fn stopped_server_no_longer_consumes() {
     let mut served = serve(&["host1"], ServerConfig::default()).await;
-    let client = served.client().prepare(CallOptions::new().timeout(Duration::from_millis(100)));
+    let client = served
+        .client()
+        .prepare(CallOptions::new().timeout(Duration::from_millis(100)));
     assert_eq!(client.add(&Context::new(), 1, 1).await.unwrap(), 2);
     for server in served.servers.drain(..) {
         server.stop().await;

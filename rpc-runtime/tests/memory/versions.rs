@@ -4,7 +4,6 @@ use rpc_runtime::{CallOptions, Client, Context, RpcError, ServerConfig, Version}
 
 use crate::fixture::{CalculatorClient, serve};
 
-
 #[tokio::test]
 async fn version_rule_against_a_4_1_server() {
     let served = serve(&["host1"], ServerConfig::default()).await;
@@ -27,13 +26,26 @@ async fn version_rule_against_a_4_1_server() {
         let result: Result<i64, RpcError> = client.call(&Context::new(), "add", &args).await;
         match (accepted, result) {
             (true, Ok(sum)) => assert_eq!(sum, 5, "{version}"),
-            (false, Err(RpcError::UnsupportedVersion { method, requested, served })) => {
+            (
+                false,
+                Err(RpcError::UnsupportedVersion {
+                    method,
+                    requested,
+                    served,
+                }),
+            ) => {
                 assert_eq!(method, "add");
                 assert_eq!(requested, Some(version.parse().unwrap()), "{version}");
-                let expected = if namespace.is_some() { vec![] } else { vec![Version::new(4, 1)] };
+                let expected = if namespace.is_some() {
+                    vec![]
+                } else {
+                    vec![Version::new(4, 1)]
+                };
                 assert_eq!(served, expected, "{version} {namespace:?}");
             }
-            (accepted, other) => panic!("{version} {namespace:?}: accepted={accepted}, got {other:?}"),
+            (accepted, other) => {
+                panic!("{version} {namespace:?}: accepted={accepted}, got {other:?}")
+            }
         }
     }
 }
@@ -65,7 +77,10 @@ async fn unknown_method_is_no_such_method() {
         .call::<i64>(&Context::new(), "multiply", &serde_json::json!({}))
         .await
         .unwrap_err();
-    assert!(matches!(err, RpcError::NoSuchMethod { ref method } if method == "multiply"), "{err:?}");
+    assert!(
+        matches!(err, RpcError::NoSuchMethod { ref method } if method == "multiply"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +90,11 @@ async fn private_methods_are_never_called() {
         .client()
         .client()
         .prepare(CallOptions::new().version(Version::new(4, 0)))
-        .call::<i64>(&Context::new(), "_add", &serde_json::json!({"a": 1, "b": 2}))
+        .call::<i64>(
+            &Context::new(),
+            "_add",
+            &serde_json::json!({"a": 1, "b": 2}),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, RpcError::NoSuchMethod { .. }), "{err:?}");
@@ -109,7 +128,9 @@ async fn a_new_client_calls_an_old_server_at_each_method_s_own_version() {
     assert_eq!(client.add(&Context::new(), 1, 2).await.unwrap(), 3);
     // `wait` needs 4.1, which the old server does not serve.
     match client.wait(&Context::new(), 1).await {
-        Err(RpcError::UnsupportedVersion { requested, served, .. }) => {
+        Err(RpcError::UnsupportedVersion {
+            requested, served, ..
+        }) => {
             assert_eq!(requested, Some(Version::new(4, 1)));
             assert_eq!(served, vec![Version::new(4, 0)]);
         }
