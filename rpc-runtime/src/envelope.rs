@@ -342,6 +342,9 @@ fn decode_failure(raw: &str) -> Result<RemoteError, EnvelopeError> {
 
 /// Reads the outer envelope. `Ok(None)` means the body is a legacy bare message.
 fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
+    if let Some(inner) = open_envelope_fast(body) {
+        return Ok(Some(inner));
+    }
     #[derive(Deserialize)]
     struct Outer<'a> {
         #[serde(rename = "oslo.version", borrow)]
@@ -378,39 +381,62 @@ fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
     }
 }
 
-/// Unescapes a JSON string literal (quotes included) that serde_json has already validated, into
-/// a string allocated once at its final size. `None` when `raw` is not a string literal or holds an
-/// escape this fast path does not take; the caller falls back to serde_json.
+/// The two forms of the envelope's head that senders write: oslo's (Python `json.dumps`) and ours.
+const ENVELOPE_HEADS: [&[u8]; 2] = [
+    b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"",
+    b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"",
+];
+
+/// Reads the envelope in one pass when it has one of the usual exact shapes; `None` sends the
+/// caller to the general parser, which accepts any valid JSON.
+fn open_envelope_fast(body: &[u8]) -> Option<String> {
+    let rest = ENVELOPE_HEADS.iter().find_map(|head| body.strip_prefix(*head))?;
+    let content = rest.strip_suffix(b"\"}")?;
+    unescape_content(content)
+}
+
+/// Unescapes a JSON string literal (quotes included) into a string allocated once at its final
+/// size. `None` when `raw` is not a well-formed string literal; the caller falls back to serde_json.
 fn unescape_json_string(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let content = bytes.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let content = raw.as_bytes().strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    unescape_content(content)
+}
+
+/// Unescapes the content of a JSON string. `None` on anything JSON does not allow inside a
+/// string: an unescaped quote or control character, a bad escape, invalid UTF-8.
+fn unescape_content(content: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(content.len());
-    let mut rest = content;
-    while let Some(i) = rest.iter().position(|&b| b == b'\\') {
-        out.extend_from_slice(&rest[..i]);
-        let escape = *rest.get(i + 1)?;
-        rest = &rest[i + 2..];
-        let simple = match escape {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'/' => b'/',
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'u' => {
-                let (ch, used) = unicode_escape(rest)?;
-                let mut buf = [0; 4];
-                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                rest = &rest[used..];
-                continue;
+    let mut i = 0;
+    while let Some(&b) = content.get(i) {
+        i += 1;
+        match b {
+            b'\\' => {
+                let escape = *content.get(i)?;
+                i += 1;
+                let simple = match escape {
+                    b'"' => b'"',
+                    b'\\' => b'\\',
+                    b'/' => b'/',
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
+                    b'n' => b'\n',
+                    b'r' => b'\r',
+                    b't' => b'\t',
+                    b'u' => {
+                        let (ch, used) = unicode_escape(content.get(i..)?)?;
+                        let mut buf = [0; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                        i += used;
+                        continue;
+                    }
+                    _ => return None,
+                };
+                out.push(simple);
             }
-            _ => return None,
-        };
-        out.push(simple);
+            b'"' | 0x00..=0x1f => return None,
+            _ => out.push(b),
+        }
     }
-    out.extend_from_slice(rest);
     String::from_utf8(out).ok()
 }
 
@@ -747,34 +773,28 @@ impl InnerWriter<'_> {
     }
 }
 
-/// Which bytes need escaping inside a JSON string: `"`, `\\` and control characters.
-const fn needs_escape(b: u8) -> bool {
-    b == b'"' || b == b'\\' || b < 0x20
-}
-
 /// Appends `bytes` escaped as JSON string content. Multi-byte UTF-8 passes through unchanged.
 fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len() + bytes.len() / 8 + 8);
-    let mut rest = bytes;
-    while let Some(i) = rest.iter().position(|&b| needs_escape(b)) {
-        out.extend_from_slice(&rest[..i]);
-        let b = rest[i];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() + bytes.len() / 4 + 8);
+    for &b in bytes {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-            }
+            0x00..=0x1f => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+            _ => out.push(b),
         }
-        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -952,6 +972,28 @@ mod tests {
                    "tb": [], "args": ["no host"], "kwargs": {"reason": "RAM"}})
         );
         assert_eq!(decode_reply(&bytes).unwrap().0.failure.unwrap(), failure);
+    }
+
+    #[test]
+    fn fast_and_general_envelope_readers_agree() {
+        let inner = r#"{"method": "m", "args": {"s": "q\"uote \\ é \u2603"}}"#;
+        let python = serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": inner}))
+            .unwrap();
+        let spaced = format!(
+            "{{\"oslo.version\": \"2.0\", \"oslo.message\": {}}}",
+            serde_json::to_string(inner).unwrap()
+        );
+        let reordered = format!(
+            "{{ \"oslo.message\" : {} , \"oslo.version\" : \"2.0\" }}",
+            serde_json::to_string(inner).unwrap()
+        );
+        for body in [python, spaced.into_bytes(), reordered.into_bytes()] {
+            assert_eq!(open_envelope(&body).unwrap().as_deref(), Some(inner));
+        }
+        // A head that matches but a body that is not one string falls back and is refused.
+        let broken = br#"{"oslo.version":"2.0","oslo.message":"x"y"}"#;
+        assert!(open_envelope_fast(broken).is_none());
+        assert!(open_envelope(broken).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Transports move encoded messages between clients and servers.
 //!
 //! A transport knows exchanges, queues and reply routing; it knows nothing of clients or
-//! dispatchers. Every transport sends the bytes [`envelope`](crate::envelope) produces, so the
+//! dispatchers. Every transport sends the bytes [`envelope`] produces, so the
 //! in-memory transport exercises the same encoding as RabbitMQ.
 
 mod memory;
