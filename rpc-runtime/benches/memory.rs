@@ -221,8 +221,9 @@ fn main() {
     } else {
         env_usize("BENCH_CALLS", 20_000)
     };
+    let threads = env_usize("BENCH_THREADS", 2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -246,14 +247,14 @@ fn main() {
             eprintln!("round {}/{rounds} done", round + 1);
         }
         println!(
-            "\nmedians of {rounds} interleaved rounds, {calls} sequential calls and {} calls per concurrency level, 64-byte payload, 2 worker threads\n",
+            "\nmedians of {rounds} interleaved rounds, {calls} sequential calls and {} calls per concurrency level, 64-byte payload, {threads} worker threads\n",
             calls * 4
         );
         println!(
             "| implementation | seq calls/s | p50 | p99 | 1 in flight | 16 in flight | 64 in flight | 256 in flight |"
         );
         println!("|---|---|---|---|---|---|---|---|");
-        for (name, f) in &results {
+        for (name, f) in results.iter().filter(|(_, f)| !f.p50.is_empty()) {
             let conc: Vec<String> = f.concurrent.iter().map(|v| format!("{:.0}", median(v))).collect();
             println!(
                 "| {name} | {:.0} | {:.1} µs | {:.1} µs | {} |",

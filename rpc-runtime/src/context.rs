@@ -146,18 +146,25 @@ impl Context {
     }
 
     /// Visits every key and value as it goes on the wire: the typed fields, then the free keys.
+    /// Unset optional fields and empty roles are left out (receivers default them, as oslo.context's
+    /// `from_dict` does), which keeps messages short.
     pub(crate) fn for_each_entry<E>(
         &self,
         mut visit: impl FnMut(&str, ContextValue<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        fn opt(v: &Option<String>) -> ContextValue<'_> {
-            v.as_deref().map_or(ContextValue::Null, ContextValue::Str)
-        }
         visit(REQUEST_ID, ContextValue::Str(&self.request_id))?;
-        visit(GLOBAL_REQUEST_ID, opt(&self.global_request_id))?;
-        visit(USER_ID, opt(&self.user_id))?;
-        visit(PROJECT_ID, opt(&self.project_id))?;
-        visit(ROLES, ContextValue::Roles(&self.roles))?;
+        for (key, value) in [
+            (GLOBAL_REQUEST_ID, &self.global_request_id),
+            (USER_ID, &self.user_id),
+            (PROJECT_ID, &self.project_id),
+        ] {
+            if let Some(value) = value {
+                visit(key, ContextValue::Str(value))?;
+            }
+        }
+        if !self.roles.is_empty() {
+            visit(ROLES, ContextValue::Roles(&self.roles))?;
+        }
         visit(IS_ADMIN, ContextValue::Bool(self.is_admin))?;
         visit(READ_DELETED, ContextValue::Str(self.read_deleted.as_str()))?;
         for (key, value) in &self.extra {
@@ -250,7 +257,6 @@ impl Context {
 /// One context value as it goes on the wire, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum ContextValue<'a> {
-    Null,
     Bool(bool),
     Str(&'a str),
     Roles(&'a [String]),
@@ -260,7 +266,6 @@ pub(crate) enum ContextValue<'a> {
 impl ContextValue<'_> {
     fn to_json(self) -> Value {
         match self {
-            Self::Null => Value::Null,
             Self::Bool(b) => Value::Bool(b),
             Self::Str(s) => Value::String(s.to_owned()),
             Self::Roles(roles) => Value::Array(roles.iter().cloned().map(Value::String).collect()),
@@ -272,7 +277,6 @@ impl ContextValue<'_> {
 impl serde::Serialize for ContextValue<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Null => serializer.serialize_unit(),
             Self::Bool(b) => serializer.serialize_bool(*b),
             Self::Str(s) => serializer.serialize_str(s),
             Self::Roles(roles) => roles.serialize(serializer),

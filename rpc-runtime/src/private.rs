@@ -290,7 +290,7 @@ impl<'a> ArgsReader<'a> {
                     mut map: A,
                 ) -> Result<Self::Value, A::Error> {
                     let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                    while let Some(key) = map.next_key::<crate::private::BorrowedKey<'de>>()? {
+                    while let Some(key) = map.next_key::<crate::envelope::Key<'de>>()? {
                         let value: &'de RawValue = map.next_value()?;
                         entries.push((key.0, Some(value)));
                     }
@@ -347,37 +347,6 @@ impl<'a> ArgsReader<'a> {
                 format!("unexpected argument {}", unexpected.join(", ")),
             ))
         }
-    }
-}
-
-/// A map key borrowed from the input when it has no escapes.
-pub struct BorrowedKey<'de>(Cow<'de, str>);
-
-impl fmt::Debug for BorrowedKey<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for BorrowedKey<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = BorrowedKey<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an argument name")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                v: &'de str,
-            ) -> Result<Self::Value, E> {
-                Ok(BorrowedKey(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedKey(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(V)
     }
 }
 

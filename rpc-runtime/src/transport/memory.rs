@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{BoxFuture, Delivery, Listener, ReplySink, Transport, TransportUrl};
-use crate::envelope::{self, Reply, ReplyRoute, Request};
+use crate::envelope::{self, MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
 use crate::target::Target;
 
@@ -64,10 +64,10 @@ impl MemoryBroker {
     /// A transport on this broker, with its own reply queue.
     pub fn transport(&self) -> MemoryTransport {
         let replies = Arc::new(ReplyWaiters {
-            name: format!("reply_{}", envelope::new_message_id()),
+            name: format!("reply_{}", MessageId::new()).into(),
             pending: Mutex::default(),
         });
-        lock(&self.state.reply_queues).insert(replies.name.clone(), Arc::downgrade(&replies));
+        lock(&self.state.reply_queues).insert(replies.name.to_string(), Arc::downgrade(&replies));
         MemoryTransport {
             broker: Arc::clone(&self.state),
             replies,
@@ -237,8 +237,8 @@ impl Drop for Subscription {
 
 /// One transport's reply queue: calls waiting for their reply, by `_msg_id`.
 struct ReplyWaiters {
-    name: String,
-    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    name: Arc<str>,
+    pending: Mutex<HashMap<MessageId, oneshot::Sender<Reply>>>,
 }
 
 impl ReplyWaiters {
@@ -254,7 +254,8 @@ impl ReplyWaiters {
             // A call-monitor heartbeat: the call is still running.
             return;
         }
-        match lock(&self.pending).remove(&msg_id) {
+        let waiter = MessageId::parse(&msg_id).and_then(|id| lock(&self.pending).remove(&id));
+        match waiter {
             Some(waiter) => {
                 let _ = waiter.send(reply);
             }
@@ -268,7 +269,7 @@ impl ReplyWaiters {
 /// Removes a call's waiter when the call ends, however it ends (reply, timeout or cancellation).
 struct PendingGuard<'a> {
     waiters: &'a ReplyWaiters,
-    msg_id: String,
+    msg_id: MessageId,
 }
 
 impl Drop for PendingGuard<'_> {
@@ -296,7 +297,7 @@ impl fmt::Debug for MemoryTransport {
 
 impl Drop for MemoryTransport {
     fn drop(&mut self) {
-        lock(&self.broker.reply_queues).remove(&self.replies.name);
+        lock(&self.broker.reply_queues).remove(&*self.replies.name);
     }
 }
 
@@ -319,12 +320,13 @@ impl MemoryTransport {
         build: impl FnOnce(&ReplyRoute) -> Vec<u8>,
         timeout: Duration,
     ) -> Result<Reply, TransportError> {
+        let msg_id = MessageId::new();
         let route = ReplyRoute {
-            msg_id: envelope::new_message_id(),
-            reply_q: self.replies.name.clone(),
+            msg_id: msg_id.to_string(),
+            reply_q: Arc::clone(&self.replies.name),
         };
         let body = build(&route);
-        self.call_body(target, route.msg_id, body, timeout).await
+        self.call_body(target, msg_id, body, timeout).await
     }
 
     /// Publishes a raw body to the target (a cast). For tests of wire-level behaviour.
@@ -347,12 +349,12 @@ impl MemoryTransport {
     async fn call_body(
         &self,
         target: &Target,
-        msg_id: String,
+        msg_id: MessageId,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Reply, TransportError> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.replies.pending).insert(msg_id.clone(), tx);
+        lock(&self.replies.pending).insert(msg_id, tx);
         let _guard = PendingGuard {
             waiters: &self.replies,
             msg_id,
@@ -374,13 +376,15 @@ impl Transport for MemoryTransport {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, TransportError>> {
         Box::pin(async move {
+            let msg_id = MessageId::new();
             let route = ReplyRoute {
-                msg_id: envelope::new_message_id(),
-                reply_q: self.replies.name.clone(),
+                msg_id: msg_id.to_string(),
+                reply_q: Arc::clone(&self.replies.name),
             };
-            let body =
-                envelope::encode_request(request, Some(&route), None, &envelope::new_message_id());
-            self.call_body(target, route.msg_id, body, timeout).await
+            let mut unique = [0; 32];
+            let unique_id = MessageId::new().encode(&mut unique);
+            let body = envelope::encode_request(request, Some(&route), None, unique_id);
+            self.call_body(target, msg_id, body, timeout).await
         })
     }
 
@@ -389,7 +393,9 @@ impl Transport for MemoryTransport {
         target: &'a Target,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<(), TransportError>> {
-        let body = envelope::encode_request(request, None, None, &envelope::new_message_id());
+        let mut unique = [0; 32];
+        let unique_id = MessageId::new().encode(&mut unique);
+        let body = envelope::encode_request(request, None, None, unique_id);
         self.publish(target, body);
         Box::pin(std::future::ready(Ok(())))
     }

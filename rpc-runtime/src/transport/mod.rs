@@ -293,7 +293,9 @@ impl ReplyTo {
     }
 
     async fn publish(&self, reply: &Reply) -> Result<(), TransportError> {
-        let body = envelope::encode_reply(reply, &self.route.msg_id, &envelope::new_message_id());
+        let mut unique = [0; 32];
+        let unique_id = envelope::MessageId::new().encode(&mut unique);
+        let body = envelope::encode_reply(reply, &self.route.msg_id, unique_id);
         self.sink.send_reply(&self.route.reply_q, body).await
     }
 }
