@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::context::Context;
+use crate::context::{Context, ContextValue};
 use crate::error::{EnvelopeError, RemoteError};
 use crate::version::Version;
 
@@ -239,79 +239,81 @@ pub fn encode_request(
     monitor_timeout: Option<f64>,
     unique_id: &str,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + request.args.as_json().len());
+    let mut out = Vec::with_capacity(640 + request.args.as_json().len() * 5 / 4);
     write_envelope(&mut out, |w| {
-        w.raw("{\"method\":")?;
+        w.open("method");
         w.string(&request.method)?;
-        w.raw(",\"args\":")?;
-        w.raw(request.args.as_json())?;
+        w.key("args");
+        w.raw_json(request.args.as_json());
         if let Some(namespace) = &request.namespace {
-            w.raw(",\"namespace\":")?;
+            w.key("namespace");
             w.string(namespace)?;
         }
         if let Some(version) = &request.version {
-            w.raw(",\"version\":")?;
-            w.display_string(version)?;
+            w.key("version");
+            w.string(&version.to_string())?;
         }
         if let Some(route) = reply_route {
-            w.raw(",\"_msg_id\":")?;
+            w.key("_msg_id");
             w.string(&route.msg_id)?;
-            w.raw(",\"_reply_q\":")?;
+            w.key("_reply_q");
             w.string(&route.reply_q)?;
-            w.raw(",\"_timeout\":")?;
+            w.key("_timeout");
             match monitor_timeout {
                 Some(t) => w.json(&t)?,
-                None => w.raw("null")?,
+                None => w.literal("null"),
             }
         }
-        w.raw(",\"_unique_id\":")?;
+        w.key("_unique_id");
         w.string(unique_id)?;
         if let Some(deadline) = request.deadline {
-            w.raw(",\"")?;
-            w.raw(DEADLINE_KEY)?;
-            w.raw("\":")?;
+            w.key(DEADLINE_KEY);
             w.json(&unix_millis(deadline))?;
         }
         request.context.for_each_entry(|key, value| {
-            w.raw(",\"")?;
-            w.raw(CONTEXT_PREFIX)?;
-            w.string_content(key)?;
-            w.raw("\":")?;
-            w.json(&value)
+            w.context_key(key)?;
+            match value {
+                ContextValue::Str(s) => w.string(s),
+                ContextValue::Bool(b) => {
+                    w.literal(if b { "true" } else { "false" });
+                    Ok(())
+                }
+                other => w.json(&other),
+            }
         })?;
-        w.raw("}")
+        w.close();
+        Ok(())
     });
     out
 }
 
 /// Encodes a reply (or heartbeat) in oslo's 2.0 envelope.
 pub fn encode_reply(reply: &Reply, msg_id: &str, unique_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + reply.result.as_ref().map_or(0, |r| r.get().len()));
+    let result_len = reply.result.as_ref().map_or(0, |r| r.get().len());
+    let mut out = Vec::with_capacity(160 + result_len * 5 / 4);
     write_envelope(&mut out, |w| {
-        w.raw("{\"result\":")?;
+        w.open("result");
         match &reply.result {
-            Some(result) => w.raw(result.get())?,
-            None => w.raw("null")?,
+            Some(result) => w.raw_json(result.get()),
+            None => w.literal("null"),
         }
-        w.raw(",\"failure\":")?;
+        w.key("failure");
         match &reply.failure {
             // oslo sends the failure as a JSON string holding a JSON object.
             Some(failure) => {
                 let text = serde_json::to_string(&FailureWire::from(failure))?;
                 w.string(&text)?;
             }
-            None => w.raw("null")?,
+            None => w.literal("null"),
         }
-        w.raw(if reply.ending {
-            ",\"ending\":true"
-        } else {
-            ",\"ending\":false"
-        })?;
-        w.raw(",\"_msg_id\":")?;
+        w.key("ending");
+        w.literal(if reply.ending { "true" } else { "false" });
+        w.key("_msg_id");
         w.string(msg_id)?;
-        w.raw(",\"_unique_id\":")?;
+        w.key("_unique_id");
         w.string(unique_id)?;
-        w.raw("}")
+        w.close();
+        Ok(())
     });
     out
 }
@@ -326,7 +328,7 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError>
         error,
         reply_route: None,
     })?;
-    let inner_bytes = inner.as_deref().map_or(body, str::as_bytes);
+    let inner_bytes = inner.as_deref().unwrap_or(body);
     match serde_json::from_slice::<RequestWire>(inner_bytes) {
         Ok(wire) => wire
             .finish()
@@ -345,8 +347,8 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError>
 /// Fails when the body is not a reply oslo would accept.
 pub fn decode_reply(body: &[u8]) -> Result<(Reply, String), EnvelopeError> {
     let inner = open_envelope(body)?;
-    let wire: ReplyWire<'_> = serde_json::from_slice(inner.as_deref().map_or(body, str::as_bytes))
-        .map_err(EnvelopeError::Json)?;
+    let wire: ReplyWire<'_> =
+        serde_json::from_slice(inner.as_deref().unwrap_or(body)).map_err(EnvelopeError::Json)?;
     let msg_id = wire
         .msg_id
         .ok_or(EnvelopeError::MissingKey { key: "_msg_id" })?;
@@ -380,7 +382,7 @@ fn decode_failure(raw: &str) -> Result<RemoteError, EnvelopeError> {
 }
 
 /// Reads the outer envelope. `Ok(None)` means the body is a legacy bare message.
-fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
+fn open_envelope(body: &[u8]) -> Result<Option<Vec<u8>>, EnvelopeError> {
     if let Some(inner) = open_envelope_fast(body) {
         return Ok(Some(inner));
     }
@@ -403,7 +405,7 @@ fn open_envelope(body: &[u8]) -> Result<Option<String>, EnvelopeError> {
             match unescape_json_string(message.get()) {
                 Some(inner) => Ok(Some(inner)),
                 None => serde_json::from_str::<String>(message.get())
-                    .map(Some)
+                    .map(|text| Some(text.into_bytes()))
                     .map_err(|_| EnvelopeError::WrongType {
                         key: "oslo.message",
                         expected: "a string holding a JSON object",
@@ -428,7 +430,7 @@ const ENVELOPE_HEADS: [&[u8]; 2] = [
 
 /// Reads the envelope in one pass when it has one of the usual exact shapes; `None` sends the
 /// caller to the general parser, which accepts any valid JSON.
-fn open_envelope_fast(body: &[u8]) -> Option<String> {
+fn open_envelope_fast(body: &[u8]) -> Option<Vec<u8>> {
     let rest = ENVELOPE_HEADS
         .iter()
         .find_map(|head| body.strip_prefix(*head))?;
@@ -438,14 +440,14 @@ fn open_envelope_fast(body: &[u8]) -> Option<String> {
 
 /// Unescapes a JSON string literal (quotes included) into a string allocated once at its final
 /// size. `None` when `raw` is not a well-formed string literal; the caller falls back to serde_json.
-fn unescape_json_string(raw: &str) -> Option<String> {
+fn unescape_json_string(raw: &str) -> Option<Vec<u8>> {
     let content = raw.as_bytes().strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     unescape_content(content)
 }
 
-/// Unescapes the content of a JSON string. `None` on anything JSON does not allow inside a
-/// string: an unescaped quote or control character, a bad escape, invalid UTF-8.
-fn unescape_content(content: &[u8]) -> Option<String> {
+/// Unescapes the content of a JSON string. `None` on an unescaped quote or a bad escape. The
+/// bytes are not checked for UTF-8 here: the JSON parser that reads them next checks every string.
+fn unescape_content(content: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(content.len());
     let mut rest = content;
     // Copy runs of plain bytes whole (found with SIMD by memchr); decode the escapes between
@@ -479,7 +481,7 @@ fn unescape_content(content: &[u8]) -> Option<String> {
         out.push(simple);
     }
     out.extend_from_slice(rest);
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// Decodes the `XXXX` after `\\u` (and a following low surrogate); returns the character and how
@@ -837,73 +839,106 @@ impl FailureWire<'_> {
 
 /// Writes the outer envelope around the inner message that `inner` writes.
 ///
-/// The inner message is written plainly into a per-thread scratch buffer, then escaped into the
-/// outer JSON string in one pass: fewer, larger copies than escaping piece by piece.
+/// The inner message is written straight into the outer JSON string, already escaped: keys and
+/// literals need no escaping work at all, plain strings (ids, names) only their quotes, and JSON
+/// values (arguments, results) one escaping pass.
 fn write_envelope(
     out: &mut Vec<u8>,
     inner: impl FnOnce(&mut InnerWriter<'_>) -> Result<(), serde_json::Error>,
 ) {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     out.extend_from_slice(b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"");
-    SCRATCH.with(|scratch| {
-        // A nested call (not possible today) gets a fresh buffer instead of a borrow panic.
-        let mut fresh = Vec::new();
-        let mut guard = scratch.try_borrow_mut().ok();
-        let buffer = guard.as_deref_mut().unwrap_or(&mut fresh);
-        buffer.clear();
-        let mut writer = InnerWriter { out: buffer };
-        // Writing into a Vec cannot fail, and every value written is serializable by
-        // construction (strings, numbers, raw JSON, JSON values).
-        if let Err(error) = inner(&mut writer) {
-            tracing::error!(%error, "could not encode a message; this is a bug");
-        }
-        escape_into(out, buffer);
-        if buffer.capacity() > 1 << 20 {
-            // Do not keep a huge buffer alive after one huge message.
-            *buffer = Vec::new();
-        }
-    });
+    let mut writer = InnerWriter { out };
+    // Writing into a Vec cannot fail, and every value written is serializable by construction
+    // (strings, numbers, raw JSON, JSON values).
+    if let Err(error) = inner(&mut writer) {
+        tracing::error!(%error, "could not encode a message; this is a bug");
+    }
     out.extend_from_slice(b"\"}");
 }
 
-/// Writes the inner message's JSON.
+/// Writes the inner message, escaped for the outer string as it goes.
 struct InnerWriter<'a> {
     out: &'a mut Vec<u8>,
 }
 
+/// `\"`: a quote of the inner JSON, as it stands inside the outer string.
+const QUOTE: &[u8] = b"\\\"";
+
 impl InnerWriter<'_> {
-    /// JSON text written as is.
-    fn raw(&mut self, text: &str) -> Result<(), serde_json::Error> {
-        self.out.extend_from_slice(text.as_bytes());
+    /// `{"name":` for the first key (a Rust literal: plain ASCII).
+    fn open(&mut self, name: &str) {
+        self.out.push(b'{');
+        self.name(name);
+    }
+
+    /// `,"name":` (a Rust literal: plain ASCII).
+    fn key(&mut self, name: &str) {
+        self.out.push(b',');
+        self.name(name);
+    }
+
+    fn name(&mut self, name: &str) {
+        debug_assert!(is_plain(name));
+        self.out.extend_from_slice(QUOTE);
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(QUOTE);
+        self.out.push(b':');
+    }
+
+    /// `,"_context_<key>":`, escaping the key when it needs it.
+    fn context_key(&mut self, key: &str) -> Result<(), serde_json::Error> {
+        self.out.push(b',');
+        if is_plain(key) {
+            self.out.extend_from_slice(QUOTE);
+            self.out.extend_from_slice(CONTEXT_PREFIX.as_bytes());
+            self.out.extend_from_slice(key.as_bytes());
+            self.out.extend_from_slice(QUOTE);
+        } else {
+            self.string(&format!("{CONTEXT_PREFIX}{key}"))?;
+        }
+        self.out.push(b':');
         Ok(())
+    }
+
+    /// `}`.
+    fn close(&mut self) {
+        self.out.push(b'}');
+    }
+
+    /// A JSON literal with nothing to escape (`null`, `true`, `false`).
+    fn literal(&mut self, text: &str) {
+        debug_assert!(is_plain(text));
+        self.out.extend_from_slice(text.as_bytes());
     }
 
     /// A JSON string value.
     fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(&mut *self.out, s)
+        if is_plain(s) {
+            self.out.extend_from_slice(QUOTE);
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.extend_from_slice(QUOTE);
+            Ok(())
+        } else {
+            self.json(s)
+        }
     }
 
-    /// The content of a JSON string (escaped, without the quotes).
-    fn string_content(&mut self, s: &str) -> Result<(), serde_json::Error> {
-        let start = self.out.len();
-        serde_json::to_writer(&mut *self.out, s)?;
-        // Drop the quotes serde_json added.
-        self.out.pop();
-        self.out.remove(start);
-        Ok(())
-    }
-
-    /// Any display value as a JSON string.
-    fn display_string(&mut self, value: &impl fmt::Display) -> Result<(), serde_json::Error> {
-        self.string(&value.to_string())
+    /// JSON text (arguments, a result), escaped into the outer string.
+    fn raw_json(&mut self, text: &str) {
+        escape_into(self.out, text.as_bytes());
     }
 
     /// Any serializable value.
     fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(&mut *self.out, value)
+        let text = serde_json::to_vec(value)?;
+        escape_into(self.out, &text);
+        Ok(())
     }
+}
+
+/// Whether a string needs no escaping in JSON: no quote, backslash or control character.
+fn is_plain(s: &str) -> bool {
+    !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 /// Appends `run`; runs between escapes are mostly a few bytes, where a loop beats a `memcpy`
@@ -1144,7 +1179,10 @@ mod tests {
             serde_json::to_string(inner).unwrap()
         );
         for body in [python, spaced.into_bytes(), reordered.into_bytes()] {
-            assert_eq!(open_envelope(&body).unwrap().as_deref(), Some(inner));
+            assert_eq!(
+                open_envelope(&body).unwrap().as_deref(),
+                Some(inner.as_bytes())
+            );
         }
         // A head that matches but a body that is not one string falls back and is refused.
         let broken = br#"{"oslo.version":"2.0","oslo.message":"x"y"}"#;
@@ -1210,14 +1248,14 @@ mod tests {
             let encoded = serde_json::to_string(text).unwrap();
             assert_eq!(
                 unescape_json_string(&encoded).as_deref(),
-                Some(text),
+                Some(text.as_bytes()),
                 "{encoded}"
             );
         }
         // Escapes serde_json never writes but other encoders (Python's ensure_ascii) do.
         assert_eq!(
             unescape_json_string(r#""h\u00e9llo \u2603 \ud83d\ude00 \/""#).as_deref(),
-            Some("héllo ☃ 😀 /")
+            Some("héllo ☃ 😀 /".as_bytes())
         );
         for bad in [
             r#""\x""#,
@@ -1225,6 +1263,7 @@ mod tests {
             r#""\ud83d""#,
             "no quotes",
             r#""\ud83d\u0041""#,
+            r#""a"b""#,
         ] {
             assert_eq!(unescape_json_string(bad), None, "{bad}");
         }
