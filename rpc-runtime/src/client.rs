@@ -1,14 +1,14 @@
 //! The client: sends calls and casts to a target, with oslo's `prepare`-style overrides.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::value::RawValue;
 
 use crate::context::Context;
-use crate::envelope::{Args, Request};
+use crate::envelope::{Args, JsonText, Request};
 use crate::error::{ApplicationError, CallError, RpcError, TransportError};
 use crate::target::Target;
 use crate::transport::Transport;
@@ -186,7 +186,7 @@ impl Client {
         method: &str,
         version: Option<Version>,
         args: Args,
-    ) -> Result<Box<RawValue>, RpcError> {
+    ) -> Result<JsonText, RpcError> {
         if self.target.fanout {
             return Err(RpcError::InvalidTarget {
                 reason: "a call cannot be fanout; cast to reach every server",
@@ -246,16 +246,16 @@ impl Client {
         Ok(self.transport.cast(&self.target, &request).await?)
     }
 
-    fn request(
-        &self,
-        ctx: &Context,
-        method: &str,
+    fn request<'a>(
+        &'a self,
+        ctx: &'a Context,
+        method: &'a str,
         version: Option<Version>,
         args: Args,
-    ) -> Request {
-        let mut request = Request::new(method, ctx.clone());
+    ) -> Request<'a> {
+        let mut request = Request::borrowing(method, ctx);
         request.args = args;
-        request.namespace = self.target.namespace.as_deref().map(str::to_owned);
+        request.namespace = self.target.namespace.as_deref().map(Cow::Borrowed);
         request.version = version.or(self.target.version);
         request
     }
@@ -270,14 +270,14 @@ fn encode_args(method: &str, args: &(impl Serialize + ?Sized)) -> Result<Args, R
 
 pub(crate) fn decode_result<R: DeserializeOwned>(
     method: &str,
-    result: &RawValue,
+    result: &JsonText,
 ) -> Result<R, RpcError> {
-    serde_json::from_str(result.get()).map_err(|source| RpcError::Decode {
+    serde_json::from_str(result.as_str()).map_err(|source| RpcError::Decode {
         method: method.to_owned(),
         source,
     })
 }
 
-fn null_result() -> Box<RawValue> {
-    RawValue::NULL.to_owned()
+fn null_result() -> JsonText {
+    JsonText::null()
 }

@@ -8,10 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use serde_json::value::RawValue;
-
 use crate::endpoint::Endpoint;
-use crate::envelope::Request;
+use crate::envelope::{JsonText, Request};
 use crate::error::{RUNTIME_MODULE, RemoteError};
 use crate::transport::BoxFuture;
 use crate::version::Version;
@@ -55,7 +53,7 @@ impl Dispatcher {
     ///
     /// The failure to send back: oslo's `NoSuchMethod` or `UnsupportedVersion`, invalid arguments,
     /// the method's own error, or a panic in the method.
-    pub async fn dispatch(&self, request: Request) -> Result<Box<RawValue>, RemoteError> {
+    pub async fn dispatch(&self, request: Request<'_>) -> Result<JsonText, RemoteError> {
         let endpoint = self.route(&request)?;
         let Request {
             method,
@@ -63,7 +61,7 @@ impl Dispatcher {
             context,
             ..
         } = request;
-        CatchUnwind(endpoint.invoke(context, &method, args))
+        CatchUnwind(endpoint.invoke(context.into_owned(), &method, args))
             .await
             .unwrap_or_else(|panic| {
                 let message = panic_message(&*panic);
@@ -76,7 +74,7 @@ impl Dispatcher {
             })
     }
 
-    fn route(&self, request: &Request) -> Result<&Arc<dyn Endpoint>, RemoteError> {
+    fn route(&self, request: &Request<'_>) -> Result<&Arc<dyn Endpoint>, RemoteError> {
         let version = request.version.as_ref().unwrap_or(&DEFAULT_REQUEST_VERSION);
         let namespace = request.namespace.as_deref();
         let mut matched = false;

@@ -1,9 +1,7 @@
 //! Endpoints: the objects a server dispatches requests to, and the static tables that describe them.
 
-use serde_json::value::RawValue;
-
 use crate::context::Context;
-use crate::envelope::Args;
+use crate::envelope::{Args, JsonText};
 use crate::error::RemoteError;
 use crate::transport::BoxFuture;
 use crate::version::Version;
@@ -23,7 +21,7 @@ pub trait Endpoint: Send + Sync + 'static {
         ctx: Context,
         method: &'a str,
         args: Args,
-    ) -> BoxFuture<'a, Result<Box<RawValue>, RemoteError>>;
+    ) -> BoxFuture<'a, Result<JsonText, RemoteError>>;
 }
 
 /// What an endpoint serves: its name, topic, namespace, version and method table.

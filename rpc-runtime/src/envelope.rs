@@ -31,27 +31,39 @@ const CONTEXT_PREFIX: &str = "_context_";
 
 /// An RPC request as the dispatcher sees it: the method, its named arguments, the namespace and
 /// version it needs, and the caller's context.
+///
+/// A request being sent borrows its method name and context from the caller (no copies); a request
+/// read off the wire owns them (`Request<'static>`).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct Request {
+pub struct Request<'a> {
     /// The method name.
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// The keyword arguments, a JSON object.
     pub args: Args,
     /// The endpoint namespace; `None` is the default namespace.
-    pub namespace: Option<String>,
+    pub namespace: Option<Cow<'a, str>>,
     /// The minimum API version the server must serve; `None` is sent without a `version` key and
     /// read by servers as `1.0`, as oslo does.
     pub version: Option<Version>,
     /// The caller's context.
-    pub context: Context,
+    pub context: Cow<'a, Context>,
     /// When the caller stops waiting for the answer.
     pub deadline: Option<SystemTime>,
 }
 
-impl Request {
+impl<'a> Request<'a> {
     /// Builds a request with an empty argument object.
-    pub fn new(method: impl Into<String>, context: Context) -> Self {
+    pub fn new(method: impl Into<Cow<'a, str>>, context: Context) -> Self {
+        Self::with_context(method, Cow::Owned(context))
+    }
+
+    /// Builds a request that borrows the caller's context.
+    pub fn borrowing(method: impl Into<Cow<'a, str>>, context: &'a Context) -> Self {
+        Self::with_context(method, Cow::Borrowed(context))
+    }
+
+    fn with_context(method: impl Into<Cow<'a, str>>, context: Cow<'a, Context>) -> Self {
         Self {
             method: method.into(),
             args: Args::empty(),
@@ -105,6 +117,37 @@ impl Args {
     /// The JSON text.
     pub fn as_json(&self) -> &str {
         &self.0
+    }
+}
+
+/// JSON text: one valid JSON value (a method's result), written by serde_json or read off the wire.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// `null`.
+    pub fn null() -> Self {
+        Self("null".to_owned())
+    }
+
+    /// Serializes a value.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `value` does not serialize.
+    pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JsonText({})", self.0)
     }
 }
 
@@ -166,7 +209,7 @@ impl fmt::Display for MessageId {
 #[non_exhaustive]
 pub struct DecodedRequest {
     /// The request.
-    pub request: Request,
+    pub request: Request<'static>,
     /// Present for a call; absent for a cast.
     pub reply_route: Option<ReplyRoute>,
     /// The message's `_unique_id`, for duplicate detection.
@@ -190,7 +233,7 @@ pub struct RequestDecodeError {
 #[non_exhaustive]
 pub struct Reply {
     /// The method's result (`null` for a method with no result, and for heartbeats).
-    pub result: Option<Box<RawValue>>,
+    pub result: Option<JsonText>,
     /// The method's failure.
     pub failure: Option<RemoteError>,
     /// `true` on the last message for a call; `false` on call-monitor heartbeats.
@@ -199,7 +242,7 @@ pub struct Reply {
 
 impl Reply {
     /// The final reply carrying a result.
-    pub fn result(result: Box<RawValue>) -> Self {
+    pub fn result(result: JsonText) -> Self {
         Self {
             result: Some(result),
             failure: None,
@@ -234,7 +277,7 @@ pub fn new_message_id() -> String {
 /// Encodes a request in oslo's 2.0 envelope. `reply_route` is set for calls; `monitor_timeout` is
 /// the call-monitor timeout (`_timeout`), sent as `null` on calls when absent.
 pub fn encode_request(
-    request: &Request,
+    request: &Request<'_>,
     reply_route: Option<&ReplyRoute>,
     monitor_timeout: Option<f64>,
     unique_id: &str,
@@ -289,12 +332,12 @@ pub fn encode_request(
 
 /// Encodes a reply (or heartbeat) in oslo's 2.0 envelope.
 pub fn encode_reply(reply: &Reply, msg_id: &str, unique_id: &str) -> Vec<u8> {
-    let result_len = reply.result.as_ref().map_or(0, |r| r.get().len());
+    let result_len = reply.result.as_ref().map_or(0, |r| r.as_str().len());
     let mut out = Vec::with_capacity(160 + result_len * 5 / 4);
     write_envelope(&mut out, |w| {
         w.open("result");
         match &reply.result {
-            Some(result) => w.raw_json(result.get()),
+            Some(result) => w.raw_json(result.as_str()),
             None => w.literal("null"),
         }
         w.key("failure");
@@ -358,7 +401,9 @@ pub fn decode_reply(body: &[u8]) -> Result<(Reply, String), EnvelopeError> {
     };
     Ok((
         Reply {
-            result: wire.result,
+            result: wire
+                .result
+                .map(|raw| JsonText(String::from(Box::<str>::from(raw)))),
             failure,
             // oslo's client waits for `ending`; a reply without it is not final.
             ending: wire.ending.unwrap_or(false),
@@ -547,7 +592,13 @@ type WireFailure = (EnvelopeError, Option<ReplyRoute>);
 
 impl RequestWire {
     fn finish(self) -> Result<DecodedRequest, WireFailure> {
-        let reply_route = route_from(self.msg_id.as_deref(), self.reply_q.as_deref());
+        let reply_route = match (self.msg_id, self.reply_q) {
+            (Some(msg_id), Some(reply_q)) => Some(ReplyRoute {
+                msg_id,
+                reply_q: reply_q.into(),
+            }),
+            _ => None,
+        };
         let fail = |error| Err((error, reply_route.clone()));
         if let Some((key, expected)) = self.wrong_type {
             return fail(EnvelopeError::WrongType { key, expected });
@@ -571,11 +622,11 @@ impl RequestWire {
             .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
         Ok(DecodedRequest {
             request: Request {
-                method,
+                method: Cow::Owned(method),
                 args,
-                namespace: self.namespace,
+                namespace: self.namespace.map(Cow::Owned),
                 version,
-                context: self.context,
+                context: Cow::Owned(self.context),
                 deadline,
             },
             reply_route,
@@ -1006,7 +1057,7 @@ mod tests {
         serde_json::from_str(outer["oslo.message"].as_str().unwrap()).unwrap()
     }
 
-    fn request() -> Request {
+    fn request() -> Request<'static> {
         let mut ctx = Context::new()
             .with_user("u1")
             .with_project("p1")
@@ -1016,7 +1067,7 @@ mod tests {
             .with_args(&json!({"arg": "hé \"quoted\" \\ \n"}))
             .unwrap();
         req.version = Some(Version::new(4, 0));
-        req.namespace = Some("baseapi".into());
+        req.namespace = Some(Cow::Borrowed("baseapi"));
         req
     }
 
@@ -1117,7 +1168,7 @@ mod tests {
         assert_eq!(msg_id, "01815e7f7cf949108ca1a822d249fbce");
         assert!(reply.ending);
         assert!(reply.failure.is_none());
-        let result: Value = serde_json::from_str(reply.result.unwrap().get()).unwrap();
+        let result: Value = serde_json::from_str(reply.result.unwrap().as_str()).unwrap();
         assert_eq!(result, json!({"pong": "hello", "ctxt_user": "u1"}));
 
         let (reply, _) =
@@ -1139,7 +1190,7 @@ mod tests {
 
     #[test]
     fn reply_round_trips_and_matches_oslo_shape() {
-        let raw = serde_json::value::to_raw_value(&json!({"a": [1, "x\"y"]})).unwrap();
+        let raw = JsonText::from_serialize(&json!({"a": [1, "x\"y"]})).unwrap();
         let bytes = encode_reply(&Reply::result(raw), "mid", "uid");
         let inner = parse(&bytes);
         assert_eq!(

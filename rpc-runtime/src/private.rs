@@ -15,7 +15,7 @@ pub use serde_json;
 
 use crate::client::Client;
 use crate::context::Context;
-use crate::envelope::Args;
+use crate::envelope::{Args, JsonText};
 use crate::error::{ApplicationError, CallError, RemoteError, RpcError};
 pub use crate::transport::BoxFuture;
 use crate::version::Version;
@@ -35,7 +35,7 @@ impl<T: Serialize + DeserializeOwned> WireType for T {}
 /// type), instead of one per use.
 pub struct Wire<T> {
     encode: fn(&T, &mut Vec<u8>) -> serde_json::Result<()>,
-    to_raw: fn(&T) -> serde_json::Result<Box<RawValue>>,
+    to_json: fn(&T) -> serde_json::Result<JsonText>,
     decode: fn(&str) -> serde_json::Result<T>,
 }
 
@@ -58,7 +58,7 @@ impl<T: WireType> Wire<T> {
     pub fn new() -> Self {
         Self {
             encode: |value, out| serde_json::to_writer(out, value),
-            to_raw: |value| serde_json::value::to_raw_value(value),
+            to_json: |value| JsonText::from_serialize(value),
             decode: |text| serde_json::from_str(text),
         }
     }
@@ -139,7 +139,7 @@ impl fmt::Debug for Call {
 impl Call {
     /// Starts a call to `method`, which exists since `version`.
     pub fn new(method: &'static str, version: Version) -> Self {
-        let mut args = Vec::with_capacity(64);
+        let mut args = Vec::with_capacity(128);
         args.push(b'{');
         Self {
             method,
@@ -237,8 +237,8 @@ pub async fn call_fallible<R, E>(
     }
 }
 
-fn decode_result<R>(method: &str, raw: &RawValue, wire: Wire<R>) -> Result<R, RpcError> {
-    (wire.decode)(raw.get()).map_err(|source| RpcError::Decode {
+fn decode_result<R>(method: &str, raw: &JsonText, wire: Wire<R>) -> Result<R, RpcError> {
+    (wire.decode)(raw.as_str()).map_err(|source| RpcError::Decode {
         method: method.to_owned(),
         source,
     })
@@ -355,8 +355,8 @@ impl<'a> ArgsReader<'a> {
 /// # Errors
 ///
 /// A failure when the value does not serialize.
-pub fn encode_ok<T>(value: &T, wire: Wire<T>) -> Result<Box<RawValue>, RemoteError> {
-    (wire.to_raw)(value).map_err(|e| {
+pub fn encode_ok<T>(value: &T, wire: Wire<T>) -> Result<JsonText, RemoteError> {
+    (wire.to_json)(value).map_err(|e| {
         RemoteError::new(
             "EncodeError",
             crate::error::RUNTIME_MODULE,
@@ -374,7 +374,7 @@ pub fn encode_result<T, E>(
     result: Result<T, E>,
     wire: Wire<T>,
     error: Fallible<E>,
-) -> Result<Box<RawValue>, RemoteError> {
+) -> Result<JsonText, RemoteError> {
     match result {
         Ok(value) => encode_ok(&value, wire),
         Err(e) => Err((error.encode)(&e)),

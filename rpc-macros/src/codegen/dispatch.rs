@@ -37,7 +37,7 @@ pub(super) fn endpoint_impl(endpoint: &Endpoint) -> TokenStream {
             ) -> #p::BoxFuture<
                 '__rpc,
                 ::core::result::Result<
-                    ::std::boxed::Box<#p::serde_json::value::RawValue>,
+                    #rt::envelope::JsonText,
                     #rt::RemoteError,
                 >,
             > {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BoxFuture, Delivery, Listener, ReplySink, Transport, TransportUrl};
+use super::{BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
 use crate::envelope::{self, MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
 use crate::target::Target;
@@ -187,11 +187,7 @@ impl BrokerState {
 }
 
 impl ReplySink for BrokerState {
-    fn send_reply<'a>(
-        &'a self,
-        reply_q: &'a str,
-        body: Vec<u8>,
-    ) -> BoxFuture<'a, Result<(), TransportError>> {
+    fn send_reply<'a>(&'a self, reply_q: &'a str, body: Vec<u8>) -> Sent<'a> {
         let waiters = lock(&self.reply_queues)
             .get(reply_q)
             .and_then(Weak::upgrade);
@@ -199,7 +195,7 @@ impl ReplySink for BrokerState {
             Some(waiters) => waiters.deliver(&body),
             None => tracing::debug!(reply_q, "dropping a reply for a reply queue that is gone"),
         }
-        Box::pin(std::future::ready(Ok(())))
+        Sent::Now(Ok(()))
     }
 }
 
@@ -372,7 +368,7 @@ impl Transport for MemoryTransport {
     fn call<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a Request,
+        request: &'a Request<'_>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, TransportError>> {
         Box::pin(async move {
@@ -391,7 +387,7 @@ impl Transport for MemoryTransport {
     fn cast<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a Request,
+        request: &'a Request<'_>,
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         let mut unique = [0; 32];
         let unique_id = MessageId::new().encode(&mut unique);

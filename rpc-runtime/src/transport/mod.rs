@@ -37,7 +37,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn call<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a Request,
+        request: &'a Request<'_>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, TransportError>>;
 
@@ -46,7 +46,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn cast<'a>(
         &'a self,
         target: &'a Target,
-        request: &'a Request,
+        request: &'a Request<'_>,
     ) -> BoxFuture<'a, Result<(), TransportError>>;
 
     /// Starts consuming for a server: its topic queue, its `topic.server` queue and its fanout
@@ -79,11 +79,24 @@ pub fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
 /// behind [`ReplyTo`].
 pub(crate) trait ReplySink: Send + Sync + 'static {
     /// Publishes an encoded reply to the caller's reply queue.
-    fn send_reply<'a>(
-        &'a self,
-        reply_q: &'a str,
-        body: Vec<u8>,
-    ) -> BoxFuture<'a, Result<(), TransportError>>;
+    fn send_reply<'a>(&'a self, reply_q: &'a str, body: Vec<u8>) -> Sent<'a>;
+}
+
+/// The outcome of [`ReplySink::send_reply`]: already known (an in-process sink, no allocation), or
+/// still under way (a broker publish).
+pub(crate) enum Sent<'a> {
+    Now(Result<(), TransportError>),
+    #[allow(dead_code)] // the first transport that publishes asynchronously uses it
+    Later(BoxFuture<'a, Result<(), TransportError>>),
+}
+
+impl Sent<'_> {
+    async fn outcome(self) -> Result<(), TransportError> {
+        match self {
+            Self::Now(result) => result,
+            Self::Later(publishing) => publishing.await,
+        }
+    }
 }
 
 /// One message as a transport hands it to a listener: the body and how to answer it.
@@ -232,7 +245,7 @@ fn describe(error: &dyn std::error::Error) -> String {
 #[non_exhaustive]
 pub struct Incoming {
     /// The request.
-    pub request: Request,
+    pub request: Request<'static>,
     /// The caller's call-monitor timeout in seconds, when it asked for heartbeats.
     pub monitor_timeout: Option<f64>,
     reply_to: Option<ReplyTo>,
@@ -248,7 +261,7 @@ impl Incoming {
     }
 
     /// Splits into the request and, for a call, the handle to answer it.
-    pub fn into_parts(self) -> (Request, Option<ReplyTo>) {
+    pub fn into_parts(self) -> (Request<'static>, Option<ReplyTo>) {
         (self.request, self.reply_to)
     }
 }
@@ -296,6 +309,9 @@ impl ReplyTo {
         let mut unique = [0; 32];
         let unique_id = envelope::MessageId::new().encode(&mut unique);
         let body = envelope::encode_reply(reply, &self.route.msg_id, unique_id);
-        self.sink.send_reply(&self.route.reply_q, body).await
+        self.sink
+            .send_reply(&self.route.reply_q, body)
+            .outcome()
+            .await
     }
 }

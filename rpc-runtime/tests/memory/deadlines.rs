@@ -43,7 +43,7 @@ async fn request_whose_deadline_has_passed_is_dropped_unexecuted() {
         )
         .await
         .unwrap();
-    assert_eq!(reply.result.unwrap().get(), "3");
+    assert_eq!(reply.result.unwrap().as_str(), "3");
     assert_eq!(served.probe.invocations.load(Ordering::SeqCst), 1);
 }
 

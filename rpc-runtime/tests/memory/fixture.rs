@@ -225,7 +225,7 @@ impl rpc_runtime::Endpoint for PythonLike {
         _ctx: Context,
         _method: &'a str,
         _args: rpc_runtime::envelope::Args,
-    ) -> rpc_runtime::BoxFuture<'a, Result<Box<serde_json::value::RawValue>, RemoteError>> {
+    ) -> rpc_runtime::BoxFuture<'a, Result<rpc_runtime::envelope::JsonText, RemoteError>> {
         let mut failure = RemoteError::new("ValueError", "builtins", "('bad value: x', 42)");
         failure.args = vec![Value::from("bad value: x"), Value::from(42)];
         failure.traceback = vec!["Traceback (most recent call last):\n".into()];
