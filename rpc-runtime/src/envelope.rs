@@ -179,10 +179,28 @@ impl MessageId {
 
     /// Reads an id written as 32 hex characters; `None` for anything else (a peer's own scheme).
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if text.len() != 32 {
             return None;
         }
-        u128::from_str_radix(text, 16).ok().map(Self)
+        text.bytes()
+            .try_fold(0_u128, |value, b| {
+                let digit = match b {
+                    b'0'..=b'9' => b - b'0',
+                    b'a'..=b'f' => b - b'a' + 10,
+                    b'A'..=b'F' => b - b'A' + 10,
+                    _ => return None,
+                };
+                Some(value << 4 | u128::from(digit))
+            })
+            .map(Self)
+    }
+
+    /// The id folded to 64 bits, for hashing and duplicate detection.
+    pub(crate) fn fold(self) -> u64 {
+        // Both halves are random for a v4 UUID; keep the truncation explicit.
+        #[allow(clippy::cast_possible_truncation)]
+        let (high, low) = ((self.0 >> 64) as u64, self.0 as u64);
+        high ^ low
     }
 
     /// Writes the id into `buf` and returns it as text.

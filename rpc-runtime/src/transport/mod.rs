@@ -116,9 +116,15 @@ struct RecentIds(Mutex<VecDeque<u64>>);
 impl RecentIds {
     /// Records `id`; tells whether it was seen among the last [`DUPLICATE_WINDOW`].
     fn is_duplicate(&self, id: &str) -> bool {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut hasher);
-        let hash = hasher.finish();
+        // Ids from this framework and oslo are hex UUIDs: fold them; hash anything else.
+        let hash = envelope::MessageId::parse(id).map_or_else(
+            || {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                id.hash(&mut hasher);
+                hasher.finish()
+            },
+            envelope::MessageId::fold,
+        );
         let mut recent = self
             .0
             .lock()
