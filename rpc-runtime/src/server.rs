@@ -134,19 +134,24 @@ async fn consume(
     slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // `stop` is sent once; `changed()` resolves then (or when the server is dropped).
     loop {
-        // Take a slot before a message, so a busy server leaves messages in the queue.
-        let slot = tokio::select! {
-            biased;
-            _ = stopped.wait_for(|stop| *stop) => return,
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => return,
+        // Take a slot before a message, so a busy server leaves messages in the queue. A free
+        // slot is taken without waiting.
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => tokio::select! {
+                biased;
+                _ = stopped.changed() => return,
+                slot = Arc::clone(&slots).acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return,
+                },
             },
         };
         let message = tokio::select! {
             biased;
-            _ = stopped.wait_for(|stop| *stop) => return,
+            _ = stopped.changed() => return,
             message = listener.recv() => match message {
                 Some(message) => message,
                 None => return,
