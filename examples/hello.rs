@@ -85,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
 
-    let transport: Arc<dyn Transport> = rpc_runtime::connect("memory://hello")?;
+    let transport: Arc<dyn Transport> = rpc_runtime::connect("memory://hello").await?;
     println!("transport: memory://hello (in process, oslo.messaging envelope)");
 
     let manager = Arc::new(Greeter {

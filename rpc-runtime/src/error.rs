@@ -405,6 +405,28 @@ pub enum TransportError {
         /// The timeout that ran out.
         timeout: Duration,
     },
+    /// No broker host could be reached. `url` has its password redacted.
+    #[error("could not connect to `{url}`: {reason}")]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// What went wrong with the last host tried.
+        reason: String,
+    },
+    /// The transport is reconnecting and had no connection within the call's time.
+    #[error("not connected to the broker (reconnecting)")]
+    NotConnected,
+    /// The connection broke while the call was in flight; the request may or may not have run.
+    #[error("the connection to the broker was lost while the call was in flight")]
+    ConnectionLost,
+    /// The broker refused an operation (a declaration with other flags, a missing exchange).
+    #[error("the broker refused `{operation}`: {reason}")]
+    Broker {
+        /// What was attempted (`queue_declare scheduler`, `basic_publish`).
+        operation: String,
+        /// The broker's or the client library's explanation.
+        reason: String,
+    },
     /// A server already listens on this exclusive target.
     #[error("a server already listens on `{queue}`")]
     AlreadyListening {

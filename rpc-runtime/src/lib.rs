@@ -46,6 +46,8 @@ pub use crate::error::{
 };
 pub use crate::server::{RpcServer, ServerConfig};
 pub use crate::target::Target;
+#[cfg(feature = "amqp")]
+pub use crate::transport::{AmqpOptions, AmqpTransport};
 pub use crate::transport::{
     BoxFuture, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect,
 };

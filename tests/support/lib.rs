@@ -34,3 +34,79 @@ pub fn require_service(name: &str, addr: SocketAddr) -> bool {
         }
     }
 }
+
+/// RabbitMQ on this machine.
+pub const RABBITMQ: &str = "127.0.0.1:5672";
+
+/// A RabbitMQ virtual host of a test's own, deleted (with everything in it) when dropped.
+#[derive(Debug)]
+pub struct Vhost {
+    name: String,
+}
+
+impl Vhost {
+    /// Creates a fresh vhost that `guest` may use. `None` (the test skips) when RabbitMQ is not
+    /// reachable outside CI.
+    ///
+    /// # Panics
+    ///
+    /// Under `CI=true` when RabbitMQ is unreachable, and whenever `rabbitmqctl` fails.
+    pub fn create(prefix: &str) -> Option<Self> {
+        let addr = RABBITMQ.parse().expect("a socket address");
+        if !require_service("RabbitMQ", addr) {
+            return None;
+        }
+        let name = unique_name(prefix);
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Some(Self { name })
+    }
+
+    /// The vhost's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A transport URL for this vhost, with `query` appended (`""` for none).
+    pub fn url(&self, query: &str) -> String {
+        format!("rabbit://guest:guest@{RABBITMQ}/{}{query}", self.name)
+    }
+
+    /// `rabbitmqctl list_queues -p <vhost> <columns>`, one line per queue.
+    pub fn queues(&self, columns: &[&str]) -> Vec<String> {
+        let mut args = vec!["list_queues", "-q", "--no-table-headers", "-p", &self.name];
+        args.extend_from_slice(columns);
+        rabbitmqctl(&args).lines().map(str::to_owned).collect()
+    }
+
+    /// Deletes a queue in this vhost.
+    pub fn delete_queue(&self, queue: &str) {
+        rabbitmqctl(&["delete_queue", "-p", &self.name, queue]);
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// Runs `rabbitmqctl` and returns its standard output.
+///
+/// # Panics
+///
+/// When `rabbitmqctl` cannot run or fails.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use super::pending::PendingCalls;
 use super::{BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
 use crate::envelope::{self, MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
@@ -65,7 +66,7 @@ impl MemoryBroker {
     pub fn transport(&self) -> MemoryTransport {
         let replies = Arc::new(ReplyWaiters {
             name: format!("reply_{}", MessageId::new()).into(),
-            pending: Mutex::default(),
+            calls: PendingCalls::default(),
         });
         lock(&self.state.reply_queues).insert(replies.name.to_string(), Arc::downgrade(&replies));
         MemoryTransport {
@@ -118,6 +119,7 @@ impl BrokerState {
         let mut delivery = Delivery {
             body,
             sink: Arc::clone(self) as Arc<dyn ReplySink>,
+            ack: None,
         };
         while !queue.consumers.is_empty() {
             let index = queue.next % queue.consumers.len();
@@ -144,6 +146,7 @@ impl BrokerState {
             c.tx.send(Delivery {
                 body: body.to_vec(),
                 sink: Arc::clone(self) as Arc<dyn ReplySink>,
+                ack: None,
             })
             .is_ok()
         });
@@ -192,7 +195,7 @@ impl ReplySink for BrokerState {
             .get(reply_q)
             .and_then(Weak::upgrade);
         match waiters {
-            Some(waiters) => waiters.deliver(&body),
+            Some(waiters) => waiters.calls.deliver(&body),
             None => tracing::debug!(reply_q, "dropping a reply for a reply queue that is gone"),
         }
         Sent::Now(Ok(()))
@@ -231,47 +234,10 @@ impl Drop for Subscription {
     }
 }
 
-/// One transport's reply queue: calls waiting for their reply, by `_msg_id`.
+/// One transport's reply queue: its name and the calls waiting on it.
 struct ReplyWaiters {
     name: Arc<str>,
-    pending: Mutex<HashMap<MessageId, oneshot::Sender<Reply>>>,
-}
-
-impl ReplyWaiters {
-    fn deliver(&self, body: &[u8]) {
-        let (reply, msg_id) = match envelope::decode_reply(body) {
-            Ok(decoded) => decoded,
-            Err(error) => {
-                tracing::warn!(%error, reply_q = %self.name, "dropping an unreadable reply");
-                return;
-            }
-        };
-        if !reply.ending {
-            // A call-monitor heartbeat: the call is still running.
-            return;
-        }
-        let waiter = MessageId::parse(&msg_id).and_then(|id| lock(&self.pending).remove(&id));
-        match waiter {
-            Some(waiter) => {
-                let _ = waiter.send(reply);
-            }
-            None => {
-                tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)")
-            }
-        }
-    }
-}
-
-/// Removes a call's waiter when the call ends, however it ends (reply, timeout or cancellation).
-struct PendingGuard<'a> {
-    waiters: &'a ReplyWaiters,
-    msg_id: MessageId,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        lock(&self.waiters.pending).remove(&self.msg_id);
-    }
+    calls: PendingCalls,
 }
 
 /// The `memory://` transport: one process, no broker, the real envelope.
@@ -349,18 +315,9 @@ impl MemoryTransport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Reply, TransportError> {
-        let (tx, rx) = oneshot::channel();
-        lock(&self.replies.pending).insert(msg_id, tx);
-        let _guard = PendingGuard {
-            waiters: &self.replies,
-            msg_id,
-        };
+        let call = self.replies.calls.register(msg_id);
         self.publish(target, body);
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(TransportError::Closed),
-            Err(_) => Err(TransportError::Timeout { timeout }),
-        }
+        call.wait(timeout).await
     }
 }
 

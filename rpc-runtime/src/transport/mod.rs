@@ -4,7 +4,10 @@
 //! dispatchers. Every transport sends the bytes [`envelope`] produces, so the
 //! in-memory transport exercises the same encoding as RabbitMQ.
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod memory;
+mod pending;
 mod url;
 
 use std::collections::VecDeque;
@@ -17,6 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+#[cfg(feature = "amqp")]
+pub use self::amqp::{AmqpOptions, AmqpTransport};
 pub use self::memory::{MemoryBroker, MemoryTransport};
 pub use self::url::{TransportHost, TransportUrl};
 use crate::envelope::{self, DecodedRequest, Reply, ReplyRoute, Request};
@@ -54,20 +59,25 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>>;
 }
 
-/// Builds the transport a URL names: `memory://[name]`, or `rabbit://` / `amqp://`.
+/// Builds the transport a URL names: `memory://[name]`, or `rabbit://` / `amqp://` (RabbitMQ,
+/// with several comma-separated hosts for failover) — and, for RabbitMQ, connects.
 ///
 /// # Errors
 ///
-/// Fails on a malformed URL, an unknown scheme, or a scheme this build does not include.
-pub fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
+/// Fails on a malformed URL, an unknown scheme or option, a scheme this build does not include,
+/// or (RabbitMQ) when no host can be reached now.
+pub async fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
     let url: TransportUrl = url.parse()?;
     match url.scheme() {
         "memory" => Ok(Arc::new(MemoryTransport::connect(&url))),
-        "rabbit" | "amqp" | "amqps" => Err(TransportError::UnsupportedScheme {
-            scheme: format!(
-                "{} (the RabbitMQ transport is not in this release yet)",
-                url.scheme()
-            ),
+        #[cfg(feature = "amqp")]
+        "rabbit" | "amqp" => Ok(Arc::new(AmqpTransport::connect(&url).await?)),
+        #[cfg(not(feature = "amqp"))]
+        "rabbit" | "amqp" => Err(TransportError::UnsupportedScheme {
+            scheme: format!("{} (needs the `amqp` feature of rpc-runtime)", url.scheme()),
+        }),
+        "amqps" => Err(TransportError::UnsupportedScheme {
+            scheme: "amqps (TLS is not in this release yet)".to_owned(),
         }),
         other => Err(TransportError::UnsupportedScheme {
             scheme: other.to_owned(),
@@ -86,7 +96,7 @@ pub(crate) trait ReplySink: Send + Sync + 'static {
 /// still under way (a broker publish).
 pub(crate) enum Sent<'a> {
     Now(Result<(), TransportError>),
-    #[allow(dead_code)] // the first transport that publishes asynchronously uses it
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     Later(BoxFuture<'a, Result<(), TransportError>>),
 }
 
@@ -99,10 +109,31 @@ impl Sent<'_> {
     }
 }
 
-/// One message as a transport hands it to a listener: the body and how to answer it.
+/// One message as a transport hands it to a listener: the body, how to answer it, and how to
+/// acknowledge it to the broker.
 pub(crate) struct Delivery {
     pub(crate) body: Vec<u8>,
     pub(crate) sink: Arc<dyn ReplySink>,
+    pub(crate) ack: Option<Ack>,
+}
+
+/// How to acknowledge a delivery to the broker that made it.
+pub(crate) enum Ack {
+    #[cfg(feature = "amqp")]
+    Amqp(lapin::Acker),
+}
+
+impl Ack {
+    async fn send(self) {
+        match self {
+            #[cfg(feature = "amqp")]
+            Self::Amqp(acker) => {
+                if let Err(error) = acker.ack(lapin::options::BasicAckOptions::default()).await {
+                    tracing::warn!(%error, "could not acknowledge a message");
+                }
+            }
+        }
+    }
 }
 
 /// How many recent `_unique_id`s a listener remembers to drop duplicates (oslo's
@@ -202,7 +233,11 @@ impl Message {
     /// when it says where to reply, and otherwise logged and dropped; a duplicate (a `_unique_id`
     /// seen among the last 16) is dropped, as oslo does. Both give `None`.
     pub async fn open(self) -> Option<Incoming> {
-        let Delivery { body, sink } = self.delivery;
+        let Delivery { body, sink, ack } = self.delivery;
+        // Acknowledge before running, as oslo does: at most once.
+        if let Some(ack) = ack {
+            ack.send().await;
+        }
         match envelope::decode_request(&body) {
             Ok(decoded) => {
                 if let Some(id) = decoded.unique_id.as_deref()

@@ -18,6 +18,17 @@ pub struct TransportHost {
 }
 
 impl TransportHost {
+    /// A host with only a name: default port and credentials.
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+    pub(crate) fn named(hostname: &str) -> Self {
+        Self {
+            username: None,
+            password: None,
+            hostname: hostname.to_owned(),
+            port: None,
+        }
+    }
+
     /// The password, if any. It is never printed: `Display` and `Debug` show `***`.
     pub fn password(&self) -> Option<&str> {
         self.password.as_deref()

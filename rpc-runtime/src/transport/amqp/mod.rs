@@ -1,0 +1,746 @@
+//! `rabbit://` and `amqp://`: oslo.messaging's rabbit driver on the wire, over lapin.
+//!
+//! Topology, properties and message bodies are oslo's (see `shared/oslo-wire/README.md`): a topic
+//! exchange (`control_exchange`), queues `topic` and `topic.server`, a fanout exchange
+//! `topic_fanout` with one `topic_fanout_<uuid>` queue per server, `reply_<uuid>` reply queues on
+//! the default exchange, replies published mandatory. Servers acknowledge a request before
+//! running it (at most once), as oslo does.
+
+mod connection;
+mod options;
+mod topology;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_core::Stream;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Consumer, ExchangeKind};
+use tokio::sync::{Notify, mpsc, watch};
+
+use self::connection::{Backoff, Session, current_session};
+pub use self::options::AmqpOptions;
+use super::pending::PendingCalls;
+use super::{Ack, BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
+use crate::envelope::{self, MessageId, Reply, ReplyRoute, Request};
+use crate::error::TransportError;
+use crate::target::Target;
+
+/// How long a cast waits for a connection while the transport reconnects.
+const CAST_CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// The RabbitMQ transport.
+///
+/// One connection per transport, reopened by a supervisor task with backoff when it breaks: the
+/// reply queue and every listener's queues are redeclared and consumed again. Calls in flight when
+/// the connection breaks fail with [`TransportError::ConnectionLost`]; new calls wait for the
+/// connection up to their timeout.
+pub struct AmqpTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: TransportUrl,
+    options: AmqpOptions,
+    session: watch::Sender<Option<Arc<Session>>>,
+    /// Woken when a consumer or a publish finds the session broken.
+    broken: Notify,
+    shutdown: AtomicBool,
+    shutdown_signal: Notify,
+    /// This transport's reply queue (declared on the first call) and the calls waiting on it.
+    reply_queue: Arc<str>,
+    reply_in_use: AtomicBool,
+    reply_ready: tokio::sync::Mutex<u64>,
+    calls: PendingCalls,
+    /// Exchanges declared on the current session (by generation), so publishes declare once.
+    declared: Mutex<(u64, HashSet<String>)>,
+    listeners: Mutex<Vec<Weak<ListenerSpec>>>,
+}
+
+/// What a listener consumes, kept so it can be consumed again after a reconnect.
+struct ListenerSpec {
+    target: Target,
+    fanout_queue: String,
+    tx: mpsc::UnboundedSender<Delivery>,
+    /// Consumers of the current session: (channel, consumer tags).
+    consuming: Mutex<Option<(Channel, Vec<String>)>>,
+    /// Set when the listener is dropped, so the end of its consumers is expected.
+    stopping: AtomicBool,
+}
+
+impl fmt::Debug for AmqpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpTransport")
+            .field("url", &self.inner.url)
+            .field("reply_queue", &self.inner.reply_queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpTransport {
+    /// Connects to the first reachable host of `url` and starts the supervisor that keeps the
+    /// connection up.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Connect`] when no host can be reached now, or [`TransportError::InvalidUrl`]
+    /// for an unknown option.
+    pub async fn connect(url: &TransportUrl) -> Result<Self, TransportError> {
+        let options = AmqpOptions::from_url(url)?;
+        Self::connect_with(url, options).await
+    }
+
+    /// Connects with explicit options (the URL's query is not read).
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::Connect`] when no host can be reached now.
+    pub async fn connect_with(
+        url: &TransportUrl,
+        options: AmqpOptions,
+    ) -> Result<Self, TransportError> {
+        let session = Arc::new(Session::open(url, &options, 1).await?);
+        let (session_tx, _) = watch::channel(None);
+        let inner = Arc::new(Inner {
+            url: url.clone(),
+            options,
+            session: session_tx,
+            broken: Notify::new(),
+            shutdown: AtomicBool::new(false),
+            shutdown_signal: Notify::new(),
+            reply_queue: topology::reply_queue(&MessageId::new().to_string()).into(),
+            reply_in_use: AtomicBool::new(false),
+            reply_ready: tokio::sync::Mutex::new(0),
+            calls: PendingCalls::default(),
+            declared: Mutex::new((0, HashSet::new())),
+            listeners: Mutex::new(Vec::new()),
+        });
+        inner.session.send_replace(Some(Arc::clone(&session)));
+        tokio::spawn(supervise(Arc::clone(&inner), session));
+        Ok(Self { inner })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &AmqpOptions {
+        &self.inner.options
+    }
+
+    /// The name of this transport's reply queue (`reply_<uuid>`).
+    pub fn reply_queue(&self) -> &str {
+        &self.inner.reply_queue
+    }
+
+    /// Whether a connection is up now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.session.borrow().is_some()
+    }
+
+    /// Waits until the transport is connected (after a reconnect, say), up to `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::NotConnected`] when it is not connected in time.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), TransportError> {
+        current_session(&self.inner.session, timeout)
+            .await
+            .map(drop)
+    }
+}
+
+impl Drop for AmqpTransport {
+    fn drop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        self.inner.shutdown_signal.notify_waiters();
+        self.inner.broken.notify_waiters();
+    }
+}
+
+/// Keeps a session up: on a break, fails the calls in flight, reconnects with backoff, then
+/// redeclares and re-consumes everything.
+async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
+    loop {
+        // Consumers first, then the session is published: a call made as soon as the transport
+        // reports itself connected finds the servers' queues there.
+        match inner.restore(&session).await {
+            Ok(()) => {
+                inner.session.send_replace(Some(Arc::clone(&session)));
+                tokio::select! {
+                    () = inner.broken.notified() => {}
+                    () = inner.shutdown_signal.notified() => {}
+                    () = connection_failed(&session) => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not restore consumers after connecting; reconnecting");
+            }
+        }
+        inner.session.send_replace(None);
+        if inner.shutdown.load(Ordering::SeqCst) {
+            session.close().await;
+            inner.calls.fail_all(|| TransportError::Closed);
+            return;
+        }
+        tracing::warn!(
+            generation = session.generation,
+            "connection to RabbitMQ lost; reconnecting"
+        );
+        inner.calls.fail_all(|| TransportError::ConnectionLost);
+        session.close().await;
+        let mut backoff = Backoff::new(&inner.options);
+        let generation = session.generation + 1;
+        session = loop {
+            if inner.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            match Session::open(&inner.url, &inner.options, generation).await {
+                Ok(session) => break Arc::new(session),
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, retry_in = ?delay, "reconnect failed");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+    }
+}
+
+/// Resolves when lapin reports the connection failed.
+async fn connection_failed(session: &Session) {
+    let mut events = Box::pin(session.connection.events_listener());
+    loop {
+        let event = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await;
+        match event {
+            None | Some(lapin::Event::Error(_)) => return,
+            Some(_) => {}
+        }
+    }
+}
+
+impl Inner {
+    /// After a (re)connect: the reply queue if calls use it, and every live listener.
+    async fn restore(self: &Arc<Self>, session: &Arc<Session>) -> Result<(), TransportError> {
+        if self.reply_in_use.load(Ordering::SeqCst) {
+            let mut ready = self.reply_ready.lock().await;
+            self.consume_replies(session).await?;
+            *ready = session.generation;
+        }
+        let listeners: Vec<Arc<ListenerSpec>> = {
+            let mut registered = lock(&self.listeners);
+            registered.retain(|w| w.strong_count() > 0);
+            registered.iter().filter_map(Weak::upgrade).collect()
+        };
+        for listener in listeners {
+            self.consume_listener(session, &listener).await?;
+        }
+        Ok(())
+    }
+
+    /// Declares the reply queue and consumes it (no acks: replies are at most once, as oslo).
+    async fn consume_replies(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+    ) -> Result<(), TransportError> {
+        let channel = create_channel(session).await?;
+        declare_queue(
+            &channel,
+            &self.reply_queue,
+            false,
+            topology::transient_queue_arguments(&self.options),
+        )
+        .await?;
+        let consumer = consume(&channel, &self.reply_queue, true).await?;
+        let inner = Arc::clone(self);
+        let generation = session.generation;
+        tokio::spawn(async move {
+            drain(consumer, |delivery| inner.calls.deliver(&delivery.data)).await;
+            // Nothing cancels the reply consumer on purpose: its end means the queue or the
+            // connection is gone (deleted, expired, broker restart).
+            inner.consumer_ended(generation, "reply queue");
+            drop(channel);
+        });
+        Ok(())
+    }
+
+    /// Declares and consumes a server's three queues on a channel of its own.
+    async fn consume_listener(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        listener: &Arc<ListenerSpec>,
+    ) -> Result<(), TransportError> {
+        let options = &self.options;
+        let target = &listener.target;
+        let channel = create_channel(session).await?;
+        if options.prefetch > 0 {
+            channel
+                .basic_qos(options.prefetch, BasicQosOptions::default())
+                .await
+                .map_err(|e| broker("basic_qos", &e))?;
+        }
+        let exchange = topology::exchange(target, options);
+        declare_exchange(
+            &channel,
+            exchange,
+            ExchangeKind::Topic,
+            options.durable(),
+            false,
+        )
+        .await?;
+        let mut queues = vec![target.topic.to_string()];
+        if target.server.is_some() {
+            queues.push(target.routing_key().into_owned());
+        }
+        for queue in &queues {
+            declare_queue(
+                &channel,
+                queue,
+                options.durable(),
+                topology::topic_queue_arguments(options),
+            )
+            .await?;
+            bind(&channel, queue, exchange, queue).await?;
+        }
+        let fanout_exchange = topology::fanout_exchange(&target.topic);
+        declare_exchange(
+            &channel,
+            &fanout_exchange,
+            ExchangeKind::Fanout,
+            false,
+            true,
+        )
+        .await?;
+        declare_queue(
+            &channel,
+            &listener.fanout_queue,
+            false,
+            topology::transient_queue_arguments(options),
+        )
+        .await?;
+        bind(
+            &channel,
+            &listener.fanout_queue,
+            &fanout_exchange,
+            &target.topic,
+        )
+        .await?;
+        queues.push(listener.fanout_queue.clone());
+        let mut tags = Vec::new();
+        for queue in &queues {
+            let consumer = consume(&channel, queue, false).await?;
+            tags.push(consumer.tag().to_string());
+            let inner = Arc::clone(self);
+            let tx = listener.tx.clone();
+            let generation = session.generation;
+            let sink: Arc<dyn ReplySink> = Arc::new(AmqpReplySink {
+                inner: Arc::downgrade(self),
+            });
+            let spec = Arc::downgrade(listener);
+            tokio::spawn(async move {
+                drain(consumer, |delivery| {
+                    let _ = tx.send(Delivery {
+                        body: delivery.data,
+                        sink: Arc::clone(&sink),
+                        ack: Some(Ack::Amqp(delivery.acker)),
+                    });
+                })
+                .await;
+                let stopping = spec
+                    .upgrade()
+                    .is_none_or(|s| s.stopping.load(Ordering::SeqCst));
+                if !stopping {
+                    inner.consumer_ended(generation, "server queue");
+                }
+            });
+        }
+        *lock(&listener.consuming) = Some((channel, tags));
+        Ok(())
+    }
+
+    /// A consumer of session `generation` stopped when nobody stopped it: the session is broken
+    /// (a deleted queue, a closed channel, a lost connection), unless the transport is closing.
+    fn consumer_ended(&self, generation: u64, what: &str) {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return;
+        }
+        let current = self.session.borrow().as_ref().map(|s| s.generation);
+        if current == Some(generation) {
+            tracing::warn!(what, "a consumer stopped; reconnecting to restore it");
+            self.broken.notify_waiters();
+            self.broken.notify_one();
+        }
+    }
+
+    /// Declares an exchange once per session before publishing to it.
+    async fn ensure_exchange(
+        &self,
+        session: &Session,
+        name: &str,
+        kind: ExchangeKind,
+        durable: bool,
+        auto_delete: bool,
+    ) -> Result<(), TransportError> {
+        {
+            let declared = lock(&self.declared);
+            if declared.0 == session.generation && declared.1.contains(name) {
+                return Ok(());
+            }
+        }
+        declare_exchange(&session.publisher, name, kind, durable, auto_delete).await?;
+        let mut declared = lock(&self.declared);
+        if declared.0 != session.generation {
+            *declared = (session.generation, HashSet::new());
+        }
+        declared.1.insert(name.to_owned());
+        Ok(())
+    }
+
+    /// Publishes a request to a target: the topic exchange, or the topic's fanout exchange.
+    async fn publish_request(
+        &self,
+        session: &Session,
+        target: &Target,
+        body: &[u8],
+        expiration: Option<Duration>,
+    ) -> Result<(), TransportError> {
+        let options = &self.options;
+        let (exchange, routing_key) = if target.fanout {
+            let exchange = topology::fanout_exchange(&target.topic);
+            self.ensure_exchange(session, &exchange, ExchangeKind::Fanout, false, true)
+                .await?;
+            (exchange, String::new())
+        } else {
+            let exchange = topology::exchange(target, options);
+            self.ensure_exchange(
+                session,
+                exchange,
+                ExchangeKind::Topic,
+                options.durable(),
+                false,
+            )
+            .await?;
+            (exchange.to_owned(), target.routing_key().into_owned())
+        };
+        let properties = topology::message_properties(expiration.map(|d| d.as_millis()));
+        self.publish(session, &exchange, &routing_key, false, body, properties)
+            .await
+    }
+
+    /// Publishes, and waits for the broker's confirm when confirms are on.
+    async fn publish(
+        &self,
+        session: &Session,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        body: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<(), TransportError> {
+        let outcome = async {
+            let confirm = session
+                .publisher
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    properties,
+                )
+                .await?;
+            if self.options.publisher_confirms {
+                match confirm.await? {
+                    lapin::Confirmation::Nack(_) => {
+                        return Ok(Err(TransportError::Broker {
+                            operation: format!("basic_publish {exchange}/{routing_key}"),
+                            reason: "the broker did not take the message (nack)".to_owned(),
+                        }));
+                    }
+                    lapin::Confirmation::Ack(Some(returned)) => {
+                        tracing::debug!(
+                            reply_code = returned.reply_code,
+                            exchange,
+                            routing_key,
+                            "message returned: no queue for it"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, lapin::Error>(Ok(()))
+        }
+        .await;
+        match outcome {
+            Ok(result) => result,
+            Err(error) => {
+                // A publish error means the channel or the connection is gone.
+                self.broken.notify_one();
+                Err(broker(
+                    &format!("basic_publish {exchange}/{routing_key}"),
+                    &error,
+                ))
+            }
+        }
+    }
+
+    /// Declares and consumes the reply queue once per session, on the first call.
+    async fn ensure_reply_queue(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+    ) -> Result<(), TransportError> {
+        self.reply_in_use.store(true, Ordering::SeqCst);
+        let mut ready = self.reply_ready.lock().await;
+        if *ready != session.generation {
+            self.consume_replies(session).await?;
+            *ready = session.generation;
+        }
+        Ok(())
+    }
+}
+
+/// Reads deliveries until the consumer stops (cancelled, or its channel closed).
+async fn drain(mut consumer: Consumer, mut each: impl FnMut(lapin::message::Delivery)) {
+    loop {
+        let next = std::future::poll_fn(|cx| match Pin::new(&mut consumer).poll_next(cx) {
+            Poll::Ready(item) => Poll::Ready(item),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        match next {
+            Some(Ok(delivery)) => each(delivery),
+            Some(Err(error)) => {
+                tracing::debug!(%error, "consumer error");
+                return;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Publishes replies for servers, on the transport's current session.
+struct AmqpReplySink {
+    inner: Weak<Inner>,
+}
+
+impl ReplySink for AmqpReplySink {
+    fn send_reply<'a>(&'a self, reply_q: &'a str, body: Vec<u8>) -> Sent<'a> {
+        Sent::Later(Box::pin(async move {
+            let inner = self.inner.upgrade().ok_or(TransportError::Closed)?;
+            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+            inner
+                .publish(
+                    &session,
+                    "",
+                    reply_q,
+                    true,
+                    &body,
+                    topology::message_properties(None),
+                )
+                .await
+        }))
+    }
+}
+
+/// Stops a listener's consumers and deletes its fanout queue (as oslo does on shutdown).
+struct Unsubscribe {
+    spec: Arc<ListenerSpec>,
+    inner: Weak<Inner>,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        self.spec.stopping.store(true, Ordering::SeqCst);
+        let Some((channel, tags)) = lock(&self.spec.consuming).take() else {
+            return;
+        };
+        let fanout_queue = self.spec.fanout_queue.clone();
+        let inner = self.inner.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for tag in tags {
+                    let _ = channel
+                        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                        .await;
+                }
+                let _ = channel
+                    .queue_delete(fanout_queue.as_str().into(), QueueDeleteOptions::default())
+                    .await;
+                let _ = channel.close(200, "listener stopped".into()).await;
+                drop(inner);
+            });
+        }
+    }
+}
+
+impl Transport for AmqpTransport {
+    fn call<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request<'_>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Reply, TransportError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let started = tokio::time::Instant::now();
+            let session = current_session(&inner.session, timeout).await?;
+            inner.ensure_reply_queue(&session).await?;
+            let msg_id = MessageId::new();
+            let route = ReplyRoute {
+                msg_id: msg_id.to_string(),
+                reply_q: Arc::clone(&inner.reply_queue),
+            };
+            let mut unique = [0; 32];
+            let unique_id = MessageId::new().encode(&mut unique);
+            let body = envelope::encode_request(request, Some(&route), None, unique_id);
+            let call = inner.calls.register(msg_id);
+            inner
+                .publish_request(&session, target, &body, Some(timeout))
+                .await?;
+            call.wait(timeout.saturating_sub(started.elapsed())).await
+        })
+    }
+
+    fn cast<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request<'_>,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+            let mut unique = [0; 32];
+            let unique_id = MessageId::new().encode(&mut unique);
+            let body = envelope::encode_request(request, None, None, unique_id);
+            inner.publish_request(&session, target, &body, None).await
+        })
+    }
+
+    fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let spec = Arc::new(ListenerSpec {
+                target: target.clone(),
+                fanout_queue: topology::fanout_queue(&target.topic, &MessageId::new().to_string()),
+                tx,
+                consuming: Mutex::new(None),
+                stopping: AtomicBool::new(false),
+            });
+            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+            inner.consume_listener(&session, &spec).await?;
+            lock(&inner.listeners).push(Arc::downgrade(&spec));
+            Ok(Listener::new(
+                rx,
+                Unsubscribe {
+                    spec,
+                    inner: Arc::downgrade(inner),
+                },
+            ))
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn broker(operation: &str, error: &lapin::Error) -> TransportError {
+    TransportError::Broker {
+        operation: operation.to_owned(),
+        reason: error.to_string(),
+    }
+}
+
+async fn create_channel(session: &Session) -> Result<Channel, TransportError> {
+    session
+        .connection
+        .create_channel()
+        .await
+        .map_err(|e| broker("channel_open", &e))
+}
+
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    durable: bool,
+    auto_delete: bool,
+) -> Result<(), TransportError> {
+    channel
+        .exchange_declare(
+            name.into(),
+            kind,
+            ExchangeDeclareOptions {
+                durable,
+                auto_delete,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| broker(&format!("exchange_declare {name}"), &e))
+}
+
+async fn declare_queue(
+    channel: &Channel,
+    name: &str,
+    durable: bool,
+    arguments: FieldTable,
+) -> Result<(), TransportError> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable,
+                ..QueueDeclareOptions::default()
+            },
+            arguments,
+        )
+        .await
+        .map(drop)
+        .map_err(|e| broker(&format!("queue_declare {name}"), &e))
+}
+
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    routing_key: &str,
+) -> Result<(), TransportError> {
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            routing_key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| broker(&format!("queue_bind {queue} to {exchange}"), &e))
+}
+
+async fn consume(channel: &Channel, queue: &str, no_ack: bool) -> Result<Consumer, TransportError> {
+    channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| broker(&format!("basic_consume {queue}"), &e))
+}

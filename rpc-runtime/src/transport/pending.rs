@@ -1,0 +1,94 @@
+//! Calls waiting for their reply, by `_msg_id`: shared by every transport's reply queue.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::envelope::{self, MessageId, Reply};
+use crate::error::TransportError;
+
+type Waiter = oneshot::Sender<Result<Reply, TransportError>>;
+
+/// Calls waiting for replies on one reply queue.
+#[derive(Default)]
+pub(crate) struct PendingCalls {
+    waiters: Mutex<HashMap<MessageId, Waiter>>,
+}
+
+fn lock(waiters: &Mutex<HashMap<MessageId, Waiter>>) -> MutexGuard<'_, HashMap<MessageId, Waiter>> {
+    waiters
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl PendingCalls {
+    /// Registers a call; the guard removes it however the call ends.
+    pub(crate) fn register(&self, msg_id: MessageId) -> PendingCall<'_> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(msg_id, tx);
+        PendingCall {
+            calls: self,
+            msg_id,
+            rx,
+        }
+    }
+
+    /// Routes an encoded reply to its call. Heartbeats (`ending: false`) mean "still working" and
+    /// are not delivered; replies no call waits for (late, or for another process) are dropped.
+    pub(crate) fn deliver(&self, body: &[u8]) {
+        let (reply, msg_id) = match envelope::decode_reply(body) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::warn!(%error, "dropping an unreadable reply");
+                return;
+            }
+        };
+        if !reply.ending {
+            return;
+        }
+        let waiter = MessageId::parse(&msg_id).and_then(|id| lock(&self.waiters).remove(&id));
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(Ok(reply));
+            }
+            None => {
+                tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)")
+            }
+        }
+    }
+
+    /// Fails every waiting call, for example when the connection is lost.
+    #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
+    pub(crate) fn fail_all(&self, error: impl Fn() -> TransportError) {
+        let waiters: Vec<Waiter> = lock(&self.waiters).drain().map(|(_, w)| w).collect();
+        for waiter in waiters {
+            let _ = waiter.send(Err(error()));
+        }
+    }
+}
+
+/// One registered call.
+pub(crate) struct PendingCall<'a> {
+    calls: &'a PendingCalls,
+    msg_id: MessageId,
+    rx: oneshot::Receiver<Result<Reply, TransportError>>,
+}
+
+impl PendingCall<'_> {
+    /// Waits for the final reply, up to `timeout`.
+    pub(crate) async fn wait(mut self, timeout: Duration) -> Result<Reply, TransportError> {
+        match tokio::time::timeout(timeout, &mut self.rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(TransportError::Closed),
+            Err(_) => Err(TransportError::Timeout { timeout }),
+        }
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        lock(&self.calls.waiters).remove(&self.msg_id);
+    }
+}

@@ -1,0 +1,8 @@
+//! The RabbitMQ transport against the real broker on this machine. Each test works in a vhost of
+//! its own, deleted afterwards; under `CI=true` an unreachable broker fails the test.
+
+mod calls;
+mod fixture;
+mod options;
+mod recovery;
+mod wire;

@@ -1,0 +1,52 @@
+//! Deployment options: quorum queues, publisher confirms off, prefetch.
+
+use rpc_integration_tests::Vhost;
+use rpc_runtime::Context;
+use serde_json::json;
+
+use crate::fixture::serve;
+
+#[tokio::test]
+async fn quorum_queues_are_declared_durable_and_quorum() {
+    let Some(vhost) = Vhost::create("quorum") else {
+        return;
+    };
+    let served = serve(&vhost, "?rabbit_quorum_queue=true", &["h1"]).await;
+    assert_eq!(
+        served
+            .client()
+            .echo(&Context::new(), json!(1))
+            .await
+            .unwrap()["value"],
+        1
+    );
+    let queues = vhost.queues(&["name", "durable", "type"]);
+    let topic = queues
+        .iter()
+        .find(|l| l.split('\t').next() == Some(served.topic.as_str()))
+        .unwrap_or_else(|| panic!("{queues:?}"));
+    assert_eq!(*topic, format!("{}\ttrue\tquorum", served.topic));
+}
+
+#[tokio::test]
+async fn calls_work_without_publisher_confirms_and_with_prefetch() {
+    let Some(vhost) = Vhost::create("options") else {
+        return;
+    };
+    let served = serve(
+        &vhost,
+        "?confirm_publish=false&rabbit_qos_prefetch_count=8",
+        &["h1"],
+    )
+    .await;
+    let client = served.client();
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.echo(&Context::new(), json!(i)).await })
+        })
+        .collect();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(call.await.unwrap().unwrap()["value"], json!(i));
+    }
+}

@@ -1,0 +1,155 @@
+//! What goes on the wire and into the broker is oslo.messaging's: topology, properties, bodies.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use rpc_integration_tests::Vhost;
+use rpc_runtime::{CallOptions, Context};
+use serde_json::{Value, json};
+
+use crate::fixture::serve;
+
+#[tokio::test]
+async fn server_declares_oslo_topology() {
+    let Some(vhost) = Vhost::create("topology") else {
+        return;
+    };
+    let served = serve(&vhost, "", &["host1"]).await;
+    let topic = &served.topic;
+    let queues = vhost.queues(&["name", "durable", "auto_delete", "arguments"]);
+    let find = |name: &str| {
+        queues
+            .iter()
+            .find(|line| line.split('\t').next() == Some(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("queue {name} missing in {queues:?}"))
+    };
+    assert_eq!(find(topic), format!("{topic}\tfalse\tfalse\t[]"));
+    assert_eq!(
+        find(&format!("{topic}.host1")),
+        format!("{topic}.host1\tfalse\tfalse\t[]")
+    );
+    let fanout = queues
+        .iter()
+        .find(|line| line.starts_with(&format!("{topic}_fanout_")))
+        .unwrap_or_else(|| panic!("no fanout queue in {queues:?}"));
+    let name = fanout.split('\t').next().unwrap();
+    assert_eq!(name.len(), topic.len() + "_fanout_".len() + 32, "{name}");
+    assert!(
+        fanout.contains("x-expires") && fanout.contains("1800000"),
+        "{fanout}"
+    );
+    let exchanges = rpc_integration_tests::rabbitmqctl(&[
+        "list_exchanges",
+        "-q",
+        "--no-table-headers",
+        "-p",
+        vhost.name(),
+        "name",
+        "type",
+        "durable",
+        "auto_delete",
+    ]);
+    assert!(
+        exchanges
+            .lines()
+            .any(|l| l == "openstack\ttopic\tfalse\tfalse"),
+        "{exchanges}"
+    );
+    assert!(
+        exchanges
+            .lines()
+            .any(|l| l == format!("{topic}_fanout\tfanout\tfalse\ttrue")),
+        "{exchanges}"
+    );
+}
+
+#[tokio::test]
+async fn requests_carry_oslo_properties_and_body() {
+    let Some(vhost) = Vhost::create("wire") else {
+        return;
+    };
+    let served = serve(&vhost, "", &[]).await;
+    // A raw consumer stands where a server would: bound to the topic, it sees what clients send.
+    let connection = lapin::Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.name()),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let spy = rpc_integration_tests::unique_name("spy");
+    channel
+        .queue_declare(
+            spy.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // The client declares the control exchange before its first publish; a cast does that.
+    served.client().note(&Context::new(), 0).await.unwrap();
+    channel
+        .queue_bind(
+            spy.as_str().into(),
+            "openstack".into(),
+            served.topic.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            spy.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let client = served
+        .client()
+        .prepare(CallOptions::new().timeout(Duration::from_secs(7)));
+    let ctx = Context::new()
+        .with_user("u1")
+        .with_project("p1")
+        .with_roles(["member"]);
+    let call = tokio::spawn(async move { client.echo(&ctx, json!("hello")).await });
+    let delivery = consumer.next().await.unwrap().unwrap();
+    call.abort();
+
+    let p = &delivery.properties;
+    assert_eq!(
+        p.content_type().as_ref().map(|s| s.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        p.content_encoding().as_ref().map(|s| s.as_str()),
+        Some("utf-8")
+    );
+    assert_eq!(*p.delivery_mode(), Some(2));
+    assert_eq!(*p.priority(), Some(0));
+    assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("7000"));
+    assert!(p.correlation_id().is_none() && p.reply_to().is_none());
+
+    let outer: Value = serde_json::from_slice(&delivery.data).unwrap();
+    assert_eq!(outer["oslo.version"], "2.0");
+    let inner: Value = serde_json::from_str(outer["oslo.message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["method"], "echo");
+    assert_eq!(inner["args"], json!({"value": "hello"}));
+    assert_eq!(inner["version"], "1.0");
+    assert_eq!(inner["_context_user_id"], "u1");
+    assert_eq!(inner["_context_roles"], json!(["member"]));
+    assert!(inner["_reply_q"].as_str().unwrap().starts_with("reply_"));
+    assert_eq!(inner["_msg_id"].as_str().unwrap().len(), 32);
+    assert_eq!(inner["_unique_id"].as_str().unwrap().len(), 32);
+    assert!(inner["_deadline_ms"].is_u64());
+    let _ = connection.close(200, "done".into()).await;
+}
