@@ -150,12 +150,15 @@ impl FromStr for TransportUrl {
         {
             return Err(invalid("the scheme must be letters, digits, `+` or `-`"));
         }
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
+        // Credentials may hold `/` or `?` when not percent-encoded: the host part ends at the
+        // first `/` or `?` after the last `@`.
+        let hosts_start = rest.rfind('@').map_or(0, |i| i + 1);
+        let (rest, query) = match rest[hosts_start..].find('?') {
+            Some(i) => (&rest[..hosts_start + i], Some(&rest[hosts_start + i + 1..])),
             None => (rest, None),
         };
-        let (authority, path) = match rest.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
+        let (authority, path) = match rest[hosts_start..].find('/') {
+            Some(i) => (&rest[..hosts_start + i], Some(&rest[hosts_start + i + 1..])),
             None => (rest, None),
         };
         let mut hosts = Vec::new();
@@ -240,26 +243,27 @@ fn parse_host(part: &str) -> Result<TransportHost, &'static str> {
     })
 }
 
-/// Redacts the password of every `user:pass@` in text that did not parse.
+/// Hides the credentials of text that did not parse: everything before the last `@` of the host
+/// part becomes `***` (a malformed URL cannot be split into hosts reliably, so nothing of it is
+/// shown).
 fn redact_raw(input: &str) -> String {
     let Some((scheme, rest)) = input.split_once("://") else {
-        return input.to_owned();
+        return match input.rfind('@') {
+            Some(at) => format!("***{}", &input[at..]),
+            None => input.to_owned(),
+        };
     };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let hosts: Vec<String> = authority
-        .split(',')
-        .map(|part| match part.rsplit_once('@') {
-            Some((cred, addr)) => match cred.split_once(':') {
-                Some((user, _)) => format!("{user}:***@{addr}"),
-                None => part.to_owned(),
-            },
-            None => part.to_owned(),
-        })
-        .collect();
-    format!("{scheme}://{}{tail}", hosts.join(","))
+    match rest.rfind('@') {
+        Some(at) => {
+            let user = rest[..at]
+                .split([':', ','])
+                .next()
+                .filter(|u| !u.contains(['/', '?']))
+                .unwrap_or("");
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => input.to_owned(),
+    }
 }
 
 fn percent_decode(text: &str) -> Option<String> {
@@ -332,6 +336,27 @@ mod tests {
         let text = format!("{err} {err:?}");
         assert!(!text.contains("topsecret"), "{text}");
         assert!(text.contains("nova:***@host:notaport"), "{text}");
+    }
+
+    #[test]
+    fn unencoded_slash_or_question_mark_in_a_password_stays_secret() {
+        let url: TransportUrl = "rabbit://nova:p/w?x@rmq:5673/vh?heartbeat=5"
+            .parse()
+            .unwrap();
+        assert_eq!(url.hosts()[0].password(), Some("p/w?x"));
+        assert_eq!(url.hosts()[0].hostname, "rmq");
+        assert_eq!(url.virtual_host(), Some("vh"));
+        assert_eq!(url.option("heartbeat"), Some("5"));
+        assert!(!url.to_string().contains("p/w"));
+        for bad in [
+            "rabbit://nova:p/w@rmq:notaport/",
+            "rabbit://a:x,y@h1,b:z@h2:bad/",
+        ] {
+            let err = bad.parse::<TransportUrl>().unwrap_err().to_string();
+            for secret in ["p/w", "x,y", "z@"] {
+                assert!(!err.contains(secret), "{err}");
+            }
+        }
     }
 
     #[test]

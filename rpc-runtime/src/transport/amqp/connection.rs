@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn lapin_uri_encodes_credentials_and_vhost() {
-        let url: TransportUrl = "rabbit://nova:p%40ss/w@rmq:5673/%2f".parse().unwrap();
+        let url: TransportUrl = "rabbit://nova:p%40ss%2Fw@rmq:5673/%2f".parse().unwrap();
         let uri = lapin_uri(&url, &url.hosts()[0], &AmqpOptions::default());
         assert_eq!(uri, "amqp://nova:p%40ss%2Fw@rmq:5673/%2F?heartbeat=60");
         let url: TransportUrl = "rabbit://[::1]/".parse().unwrap();
