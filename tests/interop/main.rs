@@ -145,8 +145,8 @@ async fn python_client(python: &Path, url: &str, topic: &str, scenario: &str) ->
         .args(["--url", url, "--topic", topic, scenario]);
     let output = tokio::task::spawn_blocking(move || command.output())
         .await
-        .unwrap()
-        .unwrap();
+        .expect("the client task")
+        .expect("client.py runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line).unwrap_or_else(|_| {
