@@ -39,6 +39,10 @@ pub struct CallOptions {
     pub timeout: Option<Duration>,
     /// Cast to every server on the topic.
     pub fanout: Option<bool>,
+    /// oslo's call monitor (`call_monitor_timeout`): servers heartbeat every half of it while a
+    /// call runs, and the call fails when neither a heartbeat nor the reply comes within it. The
+    /// overall timeout still applies. Default: off.
+    pub call_monitor_timeout: Option<Duration>,
 }
 
 impl CallOptions {
@@ -74,6 +78,13 @@ impl CallOptions {
         self.fanout = Some(fanout);
         self
     }
+
+    /// Turns on oslo's call monitor with this timeout.
+    #[must_use]
+    pub fn call_monitor_timeout(mut self, timeout: Duration) -> Self {
+        self.call_monitor_timeout = Some(timeout);
+        self
+    }
 }
 
 /// Sends requests to a target over a transport. Cheap to clone.
@@ -99,6 +110,7 @@ pub struct Client {
     transport: Arc<dyn Transport>,
     target: Target,
     timeout: Duration,
+    call_monitor_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -108,6 +120,7 @@ impl Client {
             transport,
             target,
             timeout: DEFAULT_TIMEOUT,
+            call_monitor_timeout: None,
         }
     }
 
@@ -126,6 +139,9 @@ impl Client {
         }
         if let Some(fanout) = options.fanout {
             client.target.fanout = fanout;
+        }
+        if let Some(monitor) = options.call_monitor_timeout {
+            client.call_monitor_timeout = Some(monitor);
         }
         client
     }
@@ -194,6 +210,7 @@ impl Client {
         }
         let mut request = self.request(ctx, method, version, args);
         request.deadline = SystemTime::now().checked_add(self.timeout);
+        request.monitor_timeout = self.call_monitor_timeout;
         let reply = self
             .transport
             .call(&self.target, &request, self.timeout)

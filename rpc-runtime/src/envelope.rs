@@ -50,6 +50,9 @@ pub struct Request<'a> {
     pub context: Cow<'a, Context>,
     /// When the caller stops waiting for the answer.
     pub deadline: Option<SystemTime>,
+    /// oslo's call monitor (`_timeout`): the caller fails the call when no heartbeat or reply
+    /// comes within this, and the server heartbeats every half of it while the method runs.
+    pub monitor_timeout: Option<Duration>,
 }
 
 impl<'a> Request<'a> {
@@ -71,6 +74,7 @@ impl<'a> Request<'a> {
             version: None,
             context,
             deadline: None,
+            monitor_timeout: None,
         }
     }
 
@@ -232,8 +236,6 @@ pub struct DecodedRequest {
     pub reply_route: Option<ReplyRoute>,
     /// The message's `_unique_id`, for duplicate detection.
     pub unique_id: Option<String>,
-    /// The caller's call-monitor timeout in seconds (`_timeout`).
-    pub monitor_timeout: Option<f64>,
 }
 
 /// A request that could not be decoded, with the reply route when it could still be read.
@@ -292,12 +294,11 @@ pub fn new_message_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Encodes a request in oslo's 2.0 envelope. `reply_route` is set for calls; `monitor_timeout` is
-/// the call-monitor timeout (`_timeout`), sent as `null` on calls when absent.
+/// Encodes a request in oslo's 2.0 envelope. `reply_route` is set for calls, which also carry
+/// the call-monitor timeout (`_timeout`, `null` when absent).
 pub fn encode_request(
     request: &Request<'_>,
     reply_route: Option<&ReplyRoute>,
-    monitor_timeout: Option<f64>,
     unique_id: &str,
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(640 + request.args.as_json().len() * 5 / 4);
@@ -320,8 +321,10 @@ pub fn encode_request(
             w.key("_reply_q");
             w.string(&route.reply_q)?;
             w.key("_timeout");
-            match monitor_timeout {
-                Some(t) => w.json(&t)?,
+            match request.monitor_timeout {
+                // oslo sends whole seconds.
+                Some(t) if t.subsec_nanos() == 0 => w.json(&t.as_secs())?,
+                Some(t) => w.json(&t.as_secs_f64())?,
                 None => w.literal("null"),
             }
         }
@@ -646,10 +649,13 @@ impl RequestWire {
                 version,
                 context: Cow::Owned(self.context),
                 deadline,
+                monitor_timeout: self
+                    .timeout
+                    .filter(|t| t.is_finite() && *t > 0.0)
+                    .map(|t| Duration::from_secs_f64(t.min(1e9))),
             },
             reply_route,
             unique_id: self.unique_id,
-            monitor_timeout: self.timeout,
         })
     }
 }
@@ -1097,12 +1103,8 @@ mod tests {
         };
         let mut req = request();
         req.deadline = Some(UNIX_EPOCH + Duration::from_millis(1_764_000_000_123));
-        let bytes = encode_request(
-            &req,
-            Some(&route),
-            Some(4.0),
-            "282f645e36a5448a96771009f033f1ac",
-        );
+        req.monitor_timeout = Some(Duration::from_secs(4));
+        let bytes = encode_request(&req, Some(&route), "282f645e36a5448a96771009f033f1ac");
         let decoded = decode_request(&bytes).unwrap();
         assert_eq!(decoded.request.method, "ping");
         assert_eq!(
@@ -1118,7 +1120,10 @@ mod tests {
             decoded.unique_id.as_deref(),
             Some("282f645e36a5448a96771009f033f1ac")
         );
-        assert_eq!(decoded.monitor_timeout, Some(4.0));
+        assert_eq!(
+            decoded.request.monitor_timeout,
+            Some(Duration::from_secs(4))
+        );
     }
 
     #[test]
@@ -1127,7 +1132,7 @@ mod tests {
             msg_id: "m".into(),
             reply_q: "reply_q".into(),
         };
-        let inner = parse(&encode_request(&request(), Some(&route), None, "u"));
+        let inner = parse(&encode_request(&request(), Some(&route), "u"));
         assert_eq!(inner["method"], "ping");
         assert_eq!(inner["version"], "4.0");
         assert_eq!(inner["namespace"], "baseapi");
@@ -1144,7 +1149,7 @@ mod tests {
 
     #[test]
     fn cast_has_no_call_keys() {
-        let inner = parse(&encode_request(&request(), None, None, "u"));
+        let inner = parse(&encode_request(&request(), None, "u"));
         let object = inner.as_object().unwrap();
         for key in ["_msg_id", "_reply_q", "_timeout", DEADLINE_KEY] {
             assert!(!object.contains_key(key), "{key} in a cast");

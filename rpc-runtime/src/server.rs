@@ -1,8 +1,9 @@
 //! The RPC server: takes requests from a transport's listener and runs them through the dispatcher,
 //! at most a configured number at once.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -13,7 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::envelope::Reply;
 use crate::error::TransportError;
 use crate::target::Target;
-use crate::transport::{Listener, Message, Transport};
+use crate::transport::{Listener, Message, ReplyTo, Transport};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -194,7 +195,19 @@ async fn handle(message: Message, dispatcher: &Dispatcher) {
         };
         // Only a failed cast needs the method name after dispatch, for its log line.
         let cast_method = reply_to.is_none().then(|| request.method.clone());
-        let dispatched = dispatcher.dispatch(request);
+        // oslo's call monitor: heartbeat every int(_timeout)/2 seconds, when that is at least 1.
+        let heartbeat_every = reply_to
+            .as_ref()
+            .and(request.monitor_timeout)
+            .map(|t| Duration::from_secs(t.as_secs()) / 2)
+            .filter(|every| *every >= Duration::from_secs(1));
+        let dispatched = async {
+            let dispatching = dispatcher.dispatch(request);
+            match (heartbeat_every, reply_to.as_ref()) {
+                (Some(every), Some(reply_to)) => with_heartbeats(dispatching, every, reply_to).await,
+                _ => dispatching.await,
+            }
+        };
         let outcome = match remaining {
             None => dispatched.await,
             Some(remaining) => match tokio::time::timeout(remaining, dispatched).await {
@@ -227,4 +240,20 @@ async fn handle(message: Message, dispatcher: &Dispatcher) {
     }
     .instrument(span)
     .await;
+}
+
+/// Runs `work`, sending a call-monitor heartbeat every `every` until it finishes.
+async fn with_heartbeats<F: Future>(work: F, every: Duration, reply_to: &ReplyTo) -> F::Output {
+    tokio::pin!(work);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            _ = ticker.tick() => {
+                if let Err(error) = reply_to.heartbeat().await {
+                    tracing::warn!(%error, "could not send a call-monitor heartbeat");
+                }
+            }
+        }
+    }
 }

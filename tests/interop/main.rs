@@ -117,6 +117,12 @@ impl Interop {
     }
 
     #[rpc(since = "1.0")]
+    async fn slow(&self, _ctx: &Context, millis: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        millis
+    }
+
+    #[rpc(since = "1.0")]
     async fn host(&self, _ctx: &Context) -> String {
         self.host.clone()
     }
@@ -224,6 +230,10 @@ async fn python_oslo_client_calls_a_rust_server() {
 
     let err = run("no_method").await["error"].clone();
     assert_eq!(err["exc_type"], "NoSuchMethod", "{err}");
+
+    // oslo's call monitor: the Rust server heartbeats, the Python client keeps waiting.
+    let out = run("monitor").await;
+    assert_eq!(out["result"], 3500, "{out}");
 
     for server in servers {
         server.stop().await;
@@ -338,5 +348,15 @@ async fn rust_client_calls_a_python_oslo_server() {
         .await
         .unwrap_err();
     assert!(matches!(err, RpcError::NoSuchMethod { .. }), "{err:?}");
+
+    // oslo's call monitor the other way: the Python server heartbeats a 3.5 s call that a 2 s
+    // monitor would otherwise fail.
+    let monitored =
+        client.prepare(CallOptions::new().call_monitor_timeout(std::time::Duration::from_secs(2)));
+    let millis: u64 = monitored
+        .call(&ctx, "slow", &json!({"millis": 3500}))
+        .await
+        .unwrap();
+    assert_eq!(millis, 3500);
     drop(server);
 }

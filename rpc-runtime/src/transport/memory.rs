@@ -288,7 +288,7 @@ impl MemoryTransport {
             reply_q: Arc::clone(&self.replies.name),
         };
         let body = build(&route);
-        self.call_body(target, msg_id, body, timeout).await
+        self.call_body(target, msg_id, body, timeout, None).await
     }
 
     /// Publishes a raw body to the target (a cast). For tests of wire-level behaviour.
@@ -314,10 +314,11 @@ impl MemoryTransport {
         msg_id: MessageId,
         body: Vec<u8>,
         timeout: Duration,
+        monitor: Option<Duration>,
     ) -> Result<Reply, TransportError> {
         let call = self.replies.calls.register(msg_id);
         self.publish(target, body);
-        call.wait(timeout).await
+        call.wait(timeout, monitor).await
     }
 }
 
@@ -336,8 +337,9 @@ impl Transport for MemoryTransport {
             };
             let mut unique = [0; 32];
             let unique_id = MessageId::new().encode(&mut unique);
-            let body = envelope::encode_request(request, Some(&route), None, unique_id);
-            self.call_body(target, msg_id, body, timeout).await
+            let body = envelope::encode_request(request, Some(&route), unique_id);
+            self.call_body(target, msg_id, body, timeout, request.monitor_timeout)
+                .await
         })
     }
 
@@ -348,7 +350,7 @@ impl Transport for MemoryTransport {
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         let mut unique = [0; 32];
         let unique_id = MessageId::new().encode(&mut unique);
-        let body = envelope::encode_request(request, None, None, unique_id);
+        let body = envelope::encode_request(request, None, unique_id);
         self.publish(target, body);
         Box::pin(std::future::ready(Ok(())))
     }

@@ -37,6 +37,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// `Arc<dyn Transport>` and never know which one it is.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Sends a request to one server of `target` and waits up to `timeout` for the final reply.
+    /// With the request's `monitor_timeout` set, the call also fails when neither a heartbeat
+    /// nor the reply arrives within it.
     ///
     /// A reply that arrives after the timeout is dropped; it is never delivered to another call.
     fn call<'a>(
@@ -287,8 +289,6 @@ fn describe(error: &dyn std::error::Error) -> String {
 pub struct Incoming {
     /// The request.
     pub request: Request<'static>,
-    /// The caller's call-monitor timeout in seconds, when it asked for heartbeats.
-    pub monitor_timeout: Option<f64>,
     reply_to: Option<ReplyTo>,
 }
 
@@ -296,7 +296,6 @@ impl Incoming {
     fn new(decoded: DecodedRequest, sink: Arc<dyn ReplySink>) -> Self {
         Self {
             request: decoded.request,
-            monitor_timeout: decoded.monitor_timeout,
             reply_to: decoded.reply_route.map(|route| ReplyTo { route, sink }),
         }
     }

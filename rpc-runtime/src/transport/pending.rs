@@ -4,12 +4,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use crate::envelope::{self, MessageId, Reply};
 use crate::error::TransportError;
 
-type Waiter = oneshot::Sender<Result<Reply, TransportError>>;
+/// What a waiting call hears: heartbeats (`Ok` with `ending: false`), then the final reply or an
+/// error.
+type Waiter = mpsc::UnboundedSender<Result<Reply, TransportError>>;
 
 /// Calls waiting for replies on one reply queue.
 #[derive(Default)]
@@ -26,7 +28,7 @@ fn lock(waiters: &Mutex<HashMap<MessageId, Waiter>>) -> MutexGuard<'_, HashMap<M
 impl PendingCalls {
     /// Registers a call; the guard removes it however the call ends.
     pub(crate) fn register(&self, msg_id: MessageId) -> PendingCall<'_> {
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.waiters).insert(msg_id, tx);
         PendingCall {
             calls: self,
@@ -35,8 +37,8 @@ impl PendingCalls {
         }
     }
 
-    /// Routes an encoded reply to its call. Heartbeats (`ending: false`) mean "still working" and
-    /// are not delivered; replies no call waits for (late, or for another process) are dropped.
+    /// Routes an encoded reply or heartbeat (`ending: false`, "still working") to its call;
+    /// replies no call waits for (late, or for another process) are dropped.
     pub(crate) fn deliver(&self, body: &[u8]) {
         let (reply, msg_id) = match envelope::decode_reply(body) {
             Ok(decoded) => decoded,
@@ -45,16 +47,20 @@ impl PendingCalls {
                 return;
             }
         };
-        if !reply.ending {
-            return;
-        }
-        let waiter = MessageId::parse(&msg_id).and_then(|id| lock(&self.waiters).remove(&id));
+        let waiter = MessageId::parse(&msg_id).and_then(|id| {
+            let mut waiters = lock(&self.waiters);
+            if reply.ending {
+                waiters.remove(&id)
+            } else {
+                waiters.get(&id).cloned()
+            }
+        });
         match waiter {
             Some(waiter) => {
                 let _ = waiter.send(Ok(reply));
             }
             None => {
-                tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)")
+                tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)");
             }
         }
     }
@@ -73,16 +79,34 @@ impl PendingCalls {
 pub(crate) struct PendingCall<'a> {
     calls: &'a PendingCalls,
     msg_id: MessageId,
-    rx: oneshot::Receiver<Result<Reply, TransportError>>,
+    rx: mpsc::UnboundedReceiver<Result<Reply, TransportError>>,
 }
 
 impl PendingCall<'_> {
-    /// Waits for the final reply, up to `timeout`.
-    pub(crate) async fn wait(mut self, timeout: Duration) -> Result<Reply, TransportError> {
-        match tokio::time::timeout(timeout, &mut self.rx).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Err(TransportError::Closed),
-            Err(_) => Err(TransportError::Timeout { timeout }),
+    /// Waits for the final reply, up to `timeout`; with a `monitor` timeout, also fails when
+    /// neither a heartbeat nor the reply comes within it (oslo's call monitor).
+    pub(crate) async fn wait(
+        mut self,
+        timeout: Duration,
+        monitor: Option<Duration>,
+    ) -> Result<Reply, TransportError> {
+        let overall = tokio::time::sleep(timeout);
+        tokio::pin!(overall);
+        let quiet_limit = monitor.unwrap_or(timeout);
+        loop {
+            let heard = tokio::select! {
+                heard = self.rx.recv() => heard,
+                () = &mut overall => return Err(TransportError::Timeout { timeout }),
+                () = tokio::time::sleep(quiet_limit), if monitor.is_some() => {
+                    return Err(TransportError::Timeout { timeout: quiet_limit });
+                }
+            };
+            match heard {
+                Some(Ok(reply)) if reply.ending => return Ok(reply),
+                Some(Ok(_heartbeat)) => {}
+                Some(Err(error)) => return Err(error),
+                None => return Err(TransportError::Closed),
+            }
         }
     }
 }

@@ -21,9 +21,7 @@ async fn request_whose_deadline_has_passed_is_dropped_unexecuted() {
     let reply = transport
         .call_raw(
             &on("host1"),
-            |route| {
-                envelope::encode_request(&request, Some(route), None, &envelope::new_message_id())
-            },
+            |route| envelope::encode_request(&request, Some(route), &envelope::new_message_id()),
             Duration::from_millis(300),
         )
         .await;
@@ -36,9 +34,7 @@ async fn request_whose_deadline_has_passed_is_dropped_unexecuted() {
     let reply = transport
         .call_raw(
             &on("host1"),
-            |route| {
-                envelope::encode_request(&request, Some(route), None, &envelope::new_message_id())
-            },
+            |route| envelope::encode_request(&request, Some(route), &envelope::new_message_id()),
             Duration::from_secs(30),
         )
         .await
@@ -60,4 +56,41 @@ async fn handler_is_cancelled_when_the_deadline_passes_mid_way() {
         .await
         .expect("the handler was not cancelled")
         .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_monitor_heartbeats_keep_a_long_call_alive() {
+    let served = serve(&["host1"], ServerConfig::default()).await;
+    // Monitor 2 s: the server heartbeats every second, so a 3.5 s method answers.
+    let monitored = served.client().prepare(
+        CallOptions::new()
+            .timeout(Duration::from_secs(10))
+            .call_monitor_timeout(Duration::from_secs(2)),
+    );
+    assert_eq!(
+        monitored.sleep_ms(&Context::new(), 3_500).await.unwrap(),
+        3_500
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_monitor_fails_a_call_that_goes_quiet() {
+    let served = serve(&["host1"], ServerConfig::default()).await;
+    // Monitor 1 s: int(1)/2 < 1, so (as in oslo) the server sends no heartbeats and the caller
+    // gives up after 1 s of silence, long before the overall timeout.
+    let monitored = served.client().prepare(
+        CallOptions::new()
+            .timeout(Duration::from_secs(10))
+            .call_monitor_timeout(Duration::from_secs(1)),
+    );
+    let started = tokio::time::Instant::now();
+    let err = monitored
+        .sleep_ms(&Context::new(), 3_500)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RpcError::Timeout { timeout, .. } if timeout == Duration::from_secs(1)),
+        "{err:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
 }

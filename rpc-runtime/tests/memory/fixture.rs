@@ -126,6 +126,12 @@ impl Calculator {
     }
 
     #[rpc(since = "4.1")]
+    async fn sleep_ms(&self, _ctx: &Context, millis: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        millis
+    }
+
+    #[rpc(since = "4.1")]
     async fn hang(&self, _ctx: &Context) {
         let _signal = DropSignal(self.cancelled.clone());
         std::future::pending::<()>().await;

@@ -40,6 +40,11 @@ def main():
             client.prepare(version="1.1").call(ctxt, "fail", message="boom")
         elif s == "bad_version":
             client.prepare(version="1.9").call(ctxt, "echo", value=1)
+        elif s == "monitor":
+            # 3.5 s of work, a 2 s call monitor: only heartbeats keep this call alive.
+            out["result"] = client.prepare(timeout=20, call_monitor_timeout=2).call(
+                ctxt, "slow", millis=3500
+            )
         elif s == "no_method":
             client.call(ctxt, "no_such_method")
         else:

@@ -3,6 +3,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 from oslo_config import cfg
 import oslo_messaging as messaging
@@ -26,6 +27,10 @@ class Endpoint:
 
     def whoami(self, ctxt):
         return ctxt
+
+    def slow(self, ctxt, millis):
+        time.sleep(millis / 1000.0)
+        return millis
 
 
 def main():

@@ -600,12 +600,16 @@ impl Transport for AmqpTransport {
             };
             let mut unique = [0; 32];
             let unique_id = MessageId::new().encode(&mut unique);
-            let body = envelope::encode_request(request, Some(&route), None, unique_id);
+            let body = envelope::encode_request(request, Some(&route), unique_id);
             let call = inner.calls.register(msg_id);
             inner
                 .publish_request(&session, target, &body, Some(timeout))
                 .await?;
-            call.wait(timeout.saturating_sub(started.elapsed())).await
+            call.wait(
+                timeout.saturating_sub(started.elapsed()),
+                request.monitor_timeout,
+            )
+            .await
         })
     }
 
@@ -619,7 +623,7 @@ impl Transport for AmqpTransport {
             let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
             let mut unique = [0; 32];
             let unique_id = MessageId::new().encode(&mut unique);
-            let body = envelope::encode_request(request, None, None, unique_id);
+            let body = envelope::encode_request(request, None, unique_id);
             inner.publish_request(&session, target, &body, None).await
         })
     }
