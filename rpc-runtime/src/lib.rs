@@ -23,6 +23,8 @@
 // everywhere would add an allocation to each of them for no gain on the success path.
 #![allow(clippy::result_large_err)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod context;
 mod dispatch;
