@@ -13,8 +13,8 @@ async fn rpcctl(args: &[&str]) -> (ExitCode, String, String) {
     let code = rpc_runtime::cli::run(argv, &mut out, &mut err).await;
     (
         code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
+        String::from_utf8(out).expect("utf-8 output"),
+        String::from_utf8(err).expect("utf-8 errors"),
     )
 }
 
