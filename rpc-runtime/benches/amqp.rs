@@ -1,0 +1,340 @@
+//! RPC over RabbitMQ, side by side on the local broker: this framework, a minimal hand-written
+//! lapin request/reply loop (the practical limit), and oslo.messaging (Python, pip-installed into
+//! a virtualenv under the target directory).
+//!
+//! Run: `cargo bench -p rpc-runtime --bench amqp` with RabbitMQ on 127.0.0.1:5672 (guest/guest).
+//! `BENCH_ROUNDS` (default 3) and `BENCH_CALLS` (default 5,000) set the effort; `BENCH_OSLO=0`
+//! leaves oslo.messaging out. Rounds are interleaved; the table shows medians and ratios. Both
+//! Rust sides publish without confirms here (the raw loop's mode); oslo confirms every publish.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use rpc_runtime::{CallOptions, Client, Context, RpcServer, ServerConfig, Target, rpc_endpoint};
+use tokio::sync::oneshot;
+
+const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const BROKER: &str = "127.0.0.1:5672";
+const IN_FLIGHT: [usize; 3] = [16, 64, 256];
+
+struct Echo;
+
+#[rpc_endpoint(topic = "bench", version = "1.0")]
+impl Echo {
+    #[rpc]
+    async fn echo(&self, _ctx: &Context, value: String) -> String {
+        value
+    }
+}
+
+trait Caller: Clone + Send + Sync + 'static {
+    fn call(&self) -> impl Future<Output = ()> + Send;
+}
+
+#[derive(Clone)]
+struct Ours {
+    client: EchoClient,
+    ctx: Context,
+}
+
+impl Caller for Ours {
+    async fn call(&self) {
+        let reply = self.client.echo(&self.ctx, PAYLOAD.to_owned()).await;
+        assert_eq!(reply.expect("echo over RabbitMQ").len(), PAYLOAD.len());
+    }
+}
+
+async fn ours(topic: &str) -> (Ours, RpcServer) {
+    let url = format!("rabbit://guest:guest@{BROKER}/?confirm_publish=false");
+    let server_transport = rpc_runtime::connect(&url).await.expect("connect");
+    let server = RpcServer::start(
+        server_transport,
+        Target::new(topic).with_server("bench"),
+        vec![Arc::new(Echo)],
+        ServerConfig::default().with_max_concurrency(256),
+    )
+    .await
+    .expect("serve");
+    let client_transport = rpc_runtime::connect(&url).await.expect("connect");
+    let client = EchoClient::from_client(Client::new(client_transport, Target::new(topic)))
+        .prepare(CallOptions::new().timeout(Duration::from_secs(60)));
+    let ctx = Context::new().with_user("bench").with_project("bench");
+    (Ours { client, ctx }, server)
+}
+
+/// The raw loop: a client with its own reply queue and a map of waiters by correlation id, a
+/// server that spawns a task per delivery and acks it; no envelope, no framework.
+#[derive(Clone)]
+struct Raw {
+    channel: Channel,
+    queue: Arc<str>,
+    reply_queue: Arc<str>,
+    waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Caller for Raw {
+    async fn call(&self) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) as u64;
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().expect("waiters").insert(id, tx);
+        self.channel
+            .basic_publish(
+                "".into(),
+                self.queue.as_ref().into(),
+                BasicPublishOptions::default(),
+                PAYLOAD.as_bytes(),
+                BasicProperties::default()
+                    .with_correlation_id(id.to_string().into())
+                    .with_reply_to(self.reply_queue.as_ref().into()),
+            )
+            .await
+            .expect("publish");
+        assert_eq!(rx.await.expect("reply").len(), PAYLOAD.len());
+    }
+}
+
+async fn raw(topic: &str) -> Raw {
+    let uri = format!("amqp://guest:guest@{BROKER}/%2f");
+    let server = Connection::connect(&uri, ConnectionProperties::default()).await.expect("connect");
+    let server_channel = server.create_channel().await.expect("channel");
+    let queue = format!("raw_{topic}");
+    server_channel
+        .queue_declare(queue.as_str().into(), QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("declare");
+    let mut requests = server_channel
+        .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("consume");
+    let reply_channel = server_channel.clone();
+    tokio::spawn(async move {
+        let _server = server;
+        while let Some(Ok(delivery)) = requests.next().await {
+            let channel = reply_channel.clone();
+            tokio::spawn(async move {
+                let props = &delivery.properties;
+                let (Some(reply_to), Some(id)) = (props.reply_to().clone(), props.correlation_id().clone()) else {
+                    return;
+                };
+                let _ = channel
+                    .basic_publish("".into(), reply_to, BasicPublishOptions::default(), &delivery.data, BasicProperties::default().with_correlation_id(id))
+                    .await;
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+            });
+        }
+    });
+    let client = Connection::connect(&uri, ConnectionProperties::default()).await.expect("connect");
+    let channel = client.create_channel().await.expect("channel");
+    let reply_queue = format!("raw_reply_{topic}");
+    channel
+        .queue_declare(reply_queue.as_str().into(), QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("declare");
+    let mut replies = channel
+        .basic_consume(reply_queue.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .await
+        .expect("consume");
+    let waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>> = Arc::default();
+    let routing = Arc::clone(&waiters);
+    tokio::spawn(async move {
+        let _client = client;
+        while let Some(Ok(delivery)) = replies.next().await {
+            let id = delivery.properties.correlation_id().as_ref().and_then(|c| c.as_str().parse::<u64>().ok());
+            if let Some(tx) = id.and_then(|id| routing.lock().expect("waiters").remove(&id)) {
+                let _ = tx.send(delivery.data);
+            }
+        }
+    });
+    Raw {
+        channel,
+        queue: queue.into(),
+        reply_queue: reply_queue.into(),
+        waiters,
+        next: Arc::default(),
+    }
+}
+
+#[derive(Default)]
+struct Figures {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    sequential: Vec<f64>,
+    concurrent: Vec<Vec<f64>>,
+}
+
+async fn measure<C: Caller>(caller: &C, calls: usize, figures: &mut Figures) {
+    let seq = caller.clone();
+    let (p50, p99, rate) = tokio::spawn(async move {
+        for _ in 0..calls / 10 {
+            seq.call().await;
+        }
+        let mut samples = Vec::with_capacity(calls);
+        let started = Instant::now();
+        for _ in 0..calls {
+            let t = Instant::now();
+            seq.call().await;
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        let rate = calls as f64 / started.elapsed().as_secs_f64();
+        samples.sort_by(f64::total_cmp);
+        (samples[samples.len() / 2], samples[samples.len() * 99 / 100], rate)
+    })
+    .await
+    .expect("sequential");
+    figures.p50.push(p50);
+    figures.p99.push(p99);
+    figures.sequential.push(rate);
+    figures.concurrent.resize(IN_FLIGHT.len(), Vec::new());
+    for (i, n) in IN_FLIGHT.iter().enumerate() {
+        let total = calls * 4;
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let workers: Vec<_> = (0..*n)
+            .map(|_| {
+                let caller = caller.clone();
+                let next = Arc::clone(&next);
+                tokio::spawn(async move {
+                    while next.fetch_add(1, Ordering::Relaxed) < total {
+                        caller.call().await;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.expect("worker");
+        }
+        figures.concurrent[i].push(total as f64 / started.elapsed().as_secs_f64());
+    }
+}
+
+/// oslo.messaging's figures for one round: (p50 µs, p99 µs, sequential/s, 64 in flight/s).
+fn oslo_round(python: &Path, topic: &str, calls: usize) -> Option<(f64, f64, f64, f64)> {
+    let url = format!("rabbit://guest:guest@{BROKER}/");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/py");
+    let mut server = Command::new(python)
+        .arg(dir.join("oslo_server.py"))
+        .args([&url, topic])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take()?), &mut line).ok()?;
+    let output = Command::new(python)
+        .arg(dir.join("oslo_client.py"))
+        .args([&url, topic, &calls.to_string(), "64"])
+        .stderr(Stdio::null())
+        .output()
+        .ok();
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = server.wait();
+    let figures: serde_json::Value = serde_json::from_slice(&output?.stdout).ok()?;
+    Some((
+        figures["p50_us"].as_f64()?,
+        figures["p99_us"].as_f64()?,
+        figures["seq_rate"].as_f64()?,
+        figures["rate"].as_f64()?,
+    ))
+}
+
+/// A virtualenv with oslo.messaging under the target directory.
+fn oslo_python() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/oslo-bench-venv");
+    let python = venv.join("bin/python");
+    let ready = |python: &Path| Command::new(python).args(["-c", "import oslo_messaging"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !ready(&python) {
+        eprintln!("installing oslo.messaging==18.3.1 into {}", venv.display());
+        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
+            && Command::new(&python).args(["-m", "pip", "install", "-q", "oslo.messaging==18.3.1"]).status().is_ok_and(|s| s.success());
+        if !ok || !ready(&python) {
+            eprintln!("oslo.messaging unavailable; leaving it out");
+            return None;
+        }
+    }
+    Some(python)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds = if smoke { 1 } else { env_usize("BENCH_ROUNDS", 3) };
+    let calls = if smoke { 100 } else { env_usize("BENCH_CALLS", 5_000) };
+    let with_oslo = !smoke && std::env::var("BENCH_OSLO").map_or(true, |v| v != "0");
+    let python = with_oslo.then(oslo_python).flatten();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let topic = format!("bench_{}", std::process::id());
+        let (ours, server) = ours(&topic).await;
+        let raw = raw(&topic).await;
+        let mut mine = Figures::default();
+        let mut theirs = Figures::default();
+        let mut oslo: Vec<(f64, f64, f64, f64)> = Vec::new();
+        for round in 0..rounds {
+            measure(&ours, calls, &mut mine).await;
+            measure(&raw, calls, &mut theirs).await;
+            if let Some(python) = &python {
+                let oslo_topic = format!("{topic}_oslo");
+                let python = python.clone();
+                let n = (calls / 5).max(200);
+                if let Ok(Some(f)) = tokio::task::spawn_blocking(move || oslo_round(&python, &oslo_topic, n)).await {
+                    oslo.push(f);
+                }
+            }
+            eprintln!("round {}/{rounds} done", round + 1);
+        }
+        println!("\nmedians of {rounds} interleaved rounds, RabbitMQ on loopback, 64-byte payload, 2 worker threads\n");
+        println!("| implementation | seq calls/s | p50 | p99 | 16 in flight | 64 in flight | 256 in flight |");
+        println!("|---|---|---|---|---|---|---|");
+        for (name, f) in [("rpc-runtime rabbit:// (oslo wire)", &mine), ("raw lapin loop", &theirs)] {
+            let conc: Vec<String> = f.concurrent.iter().map(|v| format!("{:.0}", median(v))).collect();
+            println!("| {name} | {:.0} | {:.0} µs | {:.0} µs | {} |", median(&f.sequential), median(&f.p50), median(&f.p99), conc.join(" | "));
+        }
+        if !oslo.is_empty() {
+            let col = |i: usize| median(&oslo.iter().map(|f| [f.0, f.1, f.2, f.3][i]).collect::<Vec<_>>());
+            println!("| oslo.messaging 18.3.1 (Python) | {:.0} | {:.0} µs | {:.0} µs | — | {:.0} | — |", col(2), col(0), col(1), col(3));
+        }
+        let ratios: Vec<String> = (0..IN_FLIGHT.len())
+            .map(|i| format!("{}: {:.2}x", IN_FLIGHT[i], median(&mine.concurrent[i]) / median(&theirs.concurrent[i])))
+            .collect();
+        println!("\nours / raw lapin at {}; sequential p50 {:.2}x", ratios.join(", "), median(&mine.p50) / median(&theirs.p50));
+        if !oslo.is_empty() {
+            let oslo64 = median(&oslo.iter().map(|f| f.3).collect::<Vec<_>>());
+            println!("ours / oslo.messaging at 64 in flight: {:.1}x", median(&mine.concurrent[1]) / oslo64);
+        }
+        server.stop().await;
+        // Our topic queues are not auto-delete (oslo's flags); remove them.
+        if let Ok(conn) = Connection::connect(&format!("amqp://guest:guest@{BROKER}/%2f"), ConnectionProperties::default()).await {
+            if let Ok(channel) = conn.create_channel().await {
+                for queue in [topic.clone(), format!("{topic}.bench"), format!("{topic}_oslo"), format!("{topic}_oslo.oslo")] {
+                    let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+                }
+            }
+        }
+    });
+}
