@@ -108,15 +108,29 @@ impl Caller for Raw {
 
 async fn raw(topic: &str) -> Raw {
     let uri = format!("amqp://guest:guest@{BROKER}/%2f");
-    let server = Connection::connect(&uri, ConnectionProperties::default()).await.expect("connect");
+    let server = Connection::connect(&uri, ConnectionProperties::default())
+        .await
+        .expect("connect");
     let server_channel = server.create_channel().await.expect("channel");
     let queue = format!("raw_{topic}");
     server_channel
-        .queue_declare(queue.as_str().into(), QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .expect("declare");
     let mut requests = server_channel
-        .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .expect("consume");
     let reply_channel = server_channel.clone();
@@ -126,25 +140,50 @@ async fn raw(topic: &str) -> Raw {
             let channel = reply_channel.clone();
             tokio::spawn(async move {
                 let props = &delivery.properties;
-                let (Some(reply_to), Some(id)) = (props.reply_to().clone(), props.correlation_id().clone()) else {
+                let (Some(reply_to), Some(id)) =
+                    (props.reply_to().clone(), props.correlation_id().clone())
+                else {
                     return;
                 };
                 let _ = channel
-                    .basic_publish("".into(), reply_to, BasicPublishOptions::default(), &delivery.data, BasicProperties::default().with_correlation_id(id))
+                    .basic_publish(
+                        "".into(),
+                        reply_to,
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        BasicProperties::default().with_correlation_id(id),
+                    )
                     .await;
                 let _ = delivery.ack(BasicAckOptions::default()).await;
             });
         }
     });
-    let client = Connection::connect(&uri, ConnectionProperties::default()).await.expect("connect");
+    let client = Connection::connect(&uri, ConnectionProperties::default())
+        .await
+        .expect("connect");
     let channel = client.create_channel().await.expect("channel");
     let reply_queue = format!("raw_reply_{topic}");
     channel
-        .queue_declare(reply_queue.as_str().into(), QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
+        .queue_declare(
+            reply_queue.as_str().into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .expect("declare");
     let mut replies = channel
-        .basic_consume(reply_queue.as_str().into(), "".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+        .basic_consume(
+            reply_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
         .await
         .expect("consume");
     let waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>> = Arc::default();
@@ -152,7 +191,11 @@ async fn raw(topic: &str) -> Raw {
     tokio::spawn(async move {
         let _client = client;
         while let Some(Ok(delivery)) = replies.next().await {
-            let id = delivery.properties.correlation_id().as_ref().and_then(|c| c.as_str().parse::<u64>().ok());
+            let id = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .and_then(|c| c.as_str().parse::<u64>().ok());
             if let Some(tx) = id.and_then(|id| routing.lock().expect("waiters").remove(&id)) {
                 let _ = tx.send(delivery.data);
             }
@@ -190,7 +233,11 @@ async fn measure<C: Caller>(caller: &C, calls: usize, figures: &mut Figures) {
         }
         let rate = calls as f64 / started.elapsed().as_secs_f64();
         samples.sort_by(f64::total_cmp);
-        (samples[samples.len() / 2], samples[samples.len() * 99 / 100], rate)
+        (
+            samples[samples.len() / 2],
+            samples[samples.len() * 99 / 100],
+            rate,
+        )
     })
     .await
     .expect("sequential");
@@ -232,14 +279,20 @@ fn oslo_round(python: &Path, topic: &str, calls: usize) -> Option<(f64, f64, f64
         .spawn()
         .ok()?;
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take()?), &mut line).ok()?;
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take()?),
+        &mut line,
+    )
+    .ok()?;
     let output = Command::new(python)
         .arg(dir.join("oslo_client.py"))
         .args([&url, topic, &calls.to_string(), "64"])
         .stderr(Stdio::null())
         .output()
         .ok();
-    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
     let _ = server.wait();
     let figures: serde_json::Value = serde_json::from_slice(&output?.stdout).ok()?;
     Some((
@@ -254,11 +307,24 @@ fn oslo_round(python: &Path, topic: &str, calls: usize) -> Option<(f64, f64, f64
 fn oslo_python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/oslo-bench-venv");
     let python = venv.join("bin/python");
-    let ready = |python: &Path| Command::new(python).args(["-c", "import oslo_messaging"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import oslo_messaging"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     if !ready(&python) {
         eprintln!("installing oslo.messaging==18.3.1 into {}", venv.display());
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success())
-            && Command::new(&python).args(["-m", "pip", "install", "-q", "oslo.messaging==18.3.1"]).status().is_ok_and(|s| s.success());
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args(["-m", "pip", "install", "-q", "oslo.messaging==18.3.1"])
+                .status()
+                .is_ok_and(|s| s.success());
         if !ok || !ready(&python) {
             eprintln!("oslo.messaging unavailable; leaving it out");
             return None;
@@ -274,13 +340,24 @@ fn median(values: &[f64]) -> f64 {
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let rounds = if smoke { 1 } else { env_usize("BENCH_ROUNDS", 3) };
-    let calls = if smoke { 100 } else { env_usize("BENCH_CALLS", 5_000) };
+    let rounds = if smoke {
+        1
+    } else {
+        env_usize("BENCH_ROUNDS", 3)
+    };
+    let calls = if smoke {
+        100
+    } else {
+        env_usize("BENCH_CALLS", 5_000)
+    };
     let with_oslo = !smoke && std::env::var("BENCH_OSLO").map_or(true, |v| v != "0");
     let python = with_oslo.then(oslo_python).flatten();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -329,11 +406,12 @@ fn main() {
         }
         server.stop().await;
         // Our topic queues are not auto-delete (oslo's flags); remove them.
-        if let Ok(conn) = Connection::connect(&format!("amqp://guest:guest@{BROKER}/%2f"), ConnectionProperties::default()).await {
-            if let Ok(channel) = conn.create_channel().await {
-                for queue in [topic.clone(), format!("{topic}.bench"), format!("{topic}_oslo"), format!("{topic}_oslo.oslo")] {
-                    let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
-                }
+        let uri = format!("amqp://guest:guest@{BROKER}/%2f");
+        if let Ok(conn) = Connection::connect(&uri, ConnectionProperties::default()).await
+            && let Ok(channel) = conn.create_channel().await
+        {
+            for queue in [topic.clone(), format!("{topic}.bench"), format!("{topic}_oslo"), format!("{topic}_oslo.oslo")] {
+                let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
             }
         }
     });
