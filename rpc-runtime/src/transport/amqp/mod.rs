@@ -13,7 +13,7 @@ mod topology;
 use std::collections::HashSet;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::Duration;
@@ -59,6 +59,9 @@ struct Inner {
     /// This transport's reply queue (declared on the first call) and the calls waiting on it.
     reply_queue: Arc<str>,
     reply_in_use: AtomicBool,
+    /// The session generation whose reply consumer is up (0: none yet); read without the lock
+    /// on every call, written under `reply_ready`.
+    reply_generation: AtomicU64,
     reply_ready: tokio::sync::Mutex<u64>,
     calls: PendingCalls,
     /// Exchanges declared on the current session (by generation), so publishes declare once.
@@ -119,6 +122,7 @@ impl AmqpTransport {
             shutdown_signal: Notify::new(),
             reply_queue: topology::reply_queue(&MessageId::new().to_string()).into(),
             reply_in_use: AtomicBool::new(false),
+            reply_generation: AtomicU64::new(0),
             reply_ready: tokio::sync::Mutex::new(0),
             calls: PendingCalls::default(),
             declared: Mutex::new((0, HashSet::new())),
@@ -232,6 +236,8 @@ impl Inner {
             let mut ready = self.reply_ready.lock().await;
             self.consume_replies(session).await?;
             *ready = session.generation;
+            self.reply_generation
+                .store(session.generation, Ordering::Release);
         }
         let listeners: Vec<Arc<ListenerSpec>> = {
             let mut registered = lock(&self.listeners);
@@ -497,11 +503,16 @@ impl Inner {
         self: &Arc<Self>,
         session: &Arc<Session>,
     ) -> Result<(), TransportError> {
+        if self.reply_generation.load(Ordering::Acquire) == session.generation {
+            return Ok(());
+        }
         self.reply_in_use.store(true, Ordering::SeqCst);
         let mut ready = self.reply_ready.lock().await;
         if *ready != session.generation {
             self.consume_replies(session).await?;
             *ready = session.generation;
+            self.reply_generation
+                .store(session.generation, Ordering::Release);
         }
         Ok(())
     }
