@@ -50,3 +50,41 @@ async fn calls_work_without_publisher_confirms_and_with_prefetch() {
         assert_eq!(call.await.unwrap().unwrap()["value"], json!(i));
     }
 }
+
+#[tokio::test]
+async fn durable_queues_make_the_exchange_and_topic_queues_durable() {
+    let Some(vhost) = Vhost::create("durable") else {
+        return;
+    };
+    let served = serve(&vhost, "?amqp_durable_queues=true", &["h1"]).await;
+    assert_eq!(
+        served
+            .client()
+            .echo(&Context::new(), json!(1))
+            .await
+            .unwrap()["value"],
+        1
+    );
+    let queues = vhost.queues(&["name", "durable"]);
+    assert!(
+        queues.contains(&format!("{}\ttrue", served.topic)),
+        "{queues:?}"
+    );
+    assert!(
+        queues.contains(&format!("{}.h1\ttrue", served.topic)),
+        "{queues:?}"
+    );
+    let exchanges = rpc_integration_tests::rabbitmqctl(&[
+        "list_exchanges",
+        "-q",
+        "--no-table-headers",
+        "-p",
+        vhost.name(),
+        "name",
+        "durable",
+    ]);
+    assert!(
+        exchanges.lines().any(|l| l == "openstack\ttrue"),
+        "{exchanges}"
+    );
+}

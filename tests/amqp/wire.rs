@@ -153,3 +153,57 @@ async fn requests_carry_oslo_properties_and_body() {
     assert!(inner["_deadline_ms"].is_u64());
     let _ = connection.close(200, "done".into()).await;
 }
+
+#[tokio::test]
+async fn a_duplicate_delivery_runs_once_as_in_oslo() {
+    let Some(vhost) = Vhost::create("dupes") else {
+        return;
+    };
+    let mut served = serve(&vhost, "", &["h1"]).await;
+    // The same cast, `_unique_id` and all, published twice (as a redelivery would be).
+    let inner = json!({
+        "method": "note", "args": {"value": 11}, "version": "1.1",
+        "_unique_id": "f126625543314723bf8fa49cf616caec", "_context_request_id": "req-dupe"
+    });
+    let body =
+        serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}))
+            .unwrap();
+    let connection = lapin::Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.name()),
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let properties = lapin::BasicProperties::default().with_content_type("application/json".into());
+    for _ in 0..2 {
+        channel
+            .basic_publish(
+                "openstack".into(),
+                served.topic.as_str().into(),
+                Default::default(),
+                &body,
+                properties.clone(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // A different cast after them; once it has run, the duplicates (ahead of it in the queue)
+    // have been taken, and stopping the server waits for every request it took.
+    served.client().note(&Context::new(), 12).await.unwrap();
+    let mut seen = Vec::new();
+    while !seen.contains(&12) {
+        seen.push(served.notes.recv().await.unwrap().1);
+    }
+    for server in served.servers.drain(..) {
+        server.stop().await;
+    }
+    while let Ok((_, value)) = served.notes.try_recv() {
+        seen.push(value);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, vec![11, 12], "the duplicate ran twice or not at all");
+    let _ = connection.close(200, "done".into()).await;
+}
