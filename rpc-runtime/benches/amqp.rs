@@ -8,12 +8,11 @@
 //! Rust sides publish without confirms here (the raw loop's mode); oslo confirms every publish.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
@@ -25,9 +24,12 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rpc_runtime::{CallOptions, Client, Context, RpcServer, ServerConfig, Target, rpc_endpoint};
 use tokio::sync::oneshot;
 
-const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const BROKER: &str = "127.0.0.1:5672";
 const IN_FLIGHT: [usize; 3] = [16, 64, 256];
+
+mod harness;
+
+use harness::{Caller, Figures, PAYLOAD, env_usize, measure, median, row};
 
 struct Echo;
 
@@ -37,10 +39,6 @@ impl Echo {
     async fn echo(&self, _ctx: &Context, value: String) -> String {
         value
     }
-}
-
-trait Caller: Clone + Send + Sync + 'static {
-    fn call(&self) -> impl Future<Output = ()> + Send;
 }
 
 #[derive(Clone)]
@@ -210,63 +208,6 @@ async fn raw(topic: &str) -> Raw {
     }
 }
 
-#[derive(Default)]
-struct Figures {
-    p50: Vec<f64>,
-    p99: Vec<f64>,
-    sequential: Vec<f64>,
-    concurrent: Vec<Vec<f64>>,
-}
-
-async fn measure<C: Caller>(caller: &C, calls: usize, figures: &mut Figures) {
-    let seq = caller.clone();
-    let (p50, p99, rate) = tokio::spawn(async move {
-        for _ in 0..calls / 10 {
-            seq.call().await;
-        }
-        let mut samples = Vec::with_capacity(calls);
-        let started = Instant::now();
-        for _ in 0..calls {
-            let t = Instant::now();
-            seq.call().await;
-            samples.push(t.elapsed().as_secs_f64() * 1e6);
-        }
-        let rate = calls as f64 / started.elapsed().as_secs_f64();
-        samples.sort_by(f64::total_cmp);
-        (
-            samples[samples.len() / 2],
-            samples[samples.len() * 99 / 100],
-            rate,
-        )
-    })
-    .await
-    .expect("sequential");
-    figures.p50.push(p50);
-    figures.p99.push(p99);
-    figures.sequential.push(rate);
-    figures.concurrent.resize(IN_FLIGHT.len(), Vec::new());
-    for (i, n) in IN_FLIGHT.iter().enumerate() {
-        let total = calls * 4;
-        let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let workers: Vec<_> = (0..*n)
-            .map(|_| {
-                let caller = caller.clone();
-                let next = Arc::clone(&next);
-                tokio::spawn(async move {
-                    while next.fetch_add(1, Ordering::Relaxed) < total {
-                        caller.call().await;
-                    }
-                })
-            })
-            .collect();
-        for w in workers {
-            w.await.expect("worker");
-        }
-        figures.concurrent[i].push(total as f64 / started.elapsed().as_secs_f64());
-    }
-}
-
 /// oslo.messaging's figures for one round: (p50 µs, p99 µs, sequential/s, 64 in flight/s).
 fn oslo_round(python: &Path, topic: &str, calls: usize) -> Option<(f64, f64, f64, f64)> {
     let url = format!("rabbit://guest:guest@{BROKER}/");
@@ -333,19 +274,6 @@ fn oslo_python() -> Option<PathBuf> {
     Some(python)
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let rounds = if smoke {
@@ -373,11 +301,11 @@ fn main() {
         let mut theirs = Figures::default();
         let mut oslo: Vec<(f64, f64, f64, f64)> = Vec::new();
         for round in 0..rounds {
-            measure(&ours, calls, &mut mine).await;
+            measure(&ours, calls, &IN_FLIGHT, &mut mine).await;
             if std::env::var_os("BENCH_ONLY_OURS").is_some() {
                 continue;
             }
-            measure(&raw, calls, &mut theirs).await;
+            measure(&raw, calls, &IN_FLIGHT, &mut theirs).await;
             if let Some(python) = &python {
                 let oslo_topic = format!("{topic}_oslo");
                 let python = python.clone();
@@ -395,8 +323,7 @@ fn main() {
             .into_iter()
             .filter(|(_, f)| !f.p50.is_empty())
         {
-            let conc: Vec<String> = f.concurrent.iter().map(|v| format!("{:.0}", median(v))).collect();
-            println!("| {name} | {:.0} | {:.0} µs | {:.0} µs | {} |", median(&f.sequential), median(&f.p50), median(&f.p99), conc.join(" | "));
+            println!("{}", row(name, f));
         }
         if !oslo.is_empty() {
             let col = |i: usize| median(&oslo.iter().map(|f| [f.0, f.1, f.2, f.3][i]).collect::<Vec<_>>());

@@ -6,10 +6,8 @@
 //! the effort). Each round runs every implementation once, interleaved, so machine drift touches
 //! all of them alike; the table shows medians over rounds and ratios against tarpc.
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, future};
@@ -17,8 +15,9 @@ use rpc_runtime::{Context, MemoryBroker, RpcServer, ServerConfig, rpc_endpoint};
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Json;
 
-/// The payload every call carries and gets back: 64 bytes.
-const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+mod harness;
+
+use harness::{Caller, Figures, PAYLOAD, env_usize, measure, median, row};
 
 struct Echo;
 
@@ -42,11 +41,6 @@ impl TarpcEcho for TarpcEchoServer {
     async fn echo(self, _: tarpc::context::Context, value: String) -> String {
         value
     }
-}
-
-/// One implementation under test: a cheap-to-clone handle that makes one echo call.
-trait Caller: Clone + Send + Sync + 'static {
-    fn call(&self) -> impl Future<Output = ()> + Send;
 }
 
 #[derive(Clone)]
@@ -131,82 +125,7 @@ async fn tarpc_tcp_json() -> Tarpc {
     Tarpc(TarpcEchoClient::new(config, transport).spawn())
 }
 
-/// Sequential latency: (p50, p99, calls per second).
-async fn sequential(caller: &impl Caller, calls: usize) -> (Duration, Duration, f64) {
-    for _ in 0..calls / 10 {
-        caller.call().await;
-    }
-    let mut samples = Vec::with_capacity(calls);
-    let started = Instant::now();
-    for _ in 0..calls {
-        let t = Instant::now();
-        caller.call().await;
-        samples.push(t.elapsed());
-    }
-    let total = started.elapsed();
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (at(0.50), at(0.99), calls as f64 / total.as_secs_f64())
-}
-
-/// Throughput with `in_flight` calls outstanding at all times: calls per second.
-async fn concurrent(caller: &impl Caller, in_flight: usize, calls: usize) -> f64 {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..in_flight)
-        .map(|_| {
-            let caller = caller.clone();
-            let next = Arc::clone(&next);
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < calls {
-                    caller.call().await;
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.expect("bench worker");
-    }
-    calls as f64 / started.elapsed().as_secs_f64()
-}
-
-#[derive(Default)]
-struct Figures {
-    p50: Vec<Duration>,
-    p99: Vec<Duration>,
-    sequential: Vec<f64>,
-    concurrent: Vec<Vec<f64>>,
-}
-
 const IN_FLIGHT: [usize; 4] = [1, 16, 64, 256];
-
-async fn measure<C: Caller>(caller: &C, calls: usize, figures: &mut Figures) {
-    // Measured on a runtime worker, like every other figure, not on the `block_on` thread.
-    let seq_caller = caller.clone();
-    let (p50, p99, rate) = tokio::spawn(async move { sequential(&seq_caller, calls).await })
-        .await
-        .expect("sequential bench task");
-    figures.p50.push(p50);
-    figures.p99.push(p99);
-    figures.sequential.push(rate);
-    figures.concurrent.resize(IN_FLIGHT.len(), Vec::new());
-    for (i, n) in IN_FLIGHT.iter().enumerate() {
-        figures.concurrent[i].push(concurrent(caller, *n, calls * 4).await);
-    }
-}
-
-fn median<T: Copy + PartialOrd>(values: &[T]) -> T {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    sorted[sorted.len() / 2]
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     // `cargo test --benches` runs bench binaries with `--bench` absent; do a quick smoke run then.
@@ -238,12 +157,12 @@ fn main() {
         ];
         let only_ours = std::env::var_os("BENCH_ONLY_OURS").is_some();
         for round in 0..rounds {
-            measure(&ours, calls, &mut results[0].1).await;
+            measure(&ours, calls, &IN_FLIGHT, &mut results[0].1).await;
             if only_ours {
                 continue;
             }
-            measure(&in_process, calls, &mut results[1].1).await;
-            measure(&tcp_json, calls, &mut results[2].1).await;
+            measure(&in_process, calls, &IN_FLIGHT, &mut results[1].1).await;
+            measure(&tcp_json, calls, &IN_FLIGHT, &mut results[2].1).await;
             eprintln!("round {}/{rounds} done", round + 1);
         }
         println!(
@@ -255,14 +174,7 @@ fn main() {
         );
         println!("|---|---|---|---|---|---|---|---|");
         for (name, f) in results.iter().filter(|(_, f)| !f.p50.is_empty()) {
-            let conc: Vec<String> = f.concurrent.iter().map(|v| format!("{:.0}", median(v))).collect();
-            println!(
-                "| {name} | {:.0} | {:.1} µs | {:.1} µs | {} |",
-                median(&f.sequential),
-                median(&f.p50).as_secs_f64() * 1e6,
-                median(&f.p99).as_secs_f64() * 1e6,
-                conc.join(" | ")
-            );
+            println!("{}", row(name, f));
         }
         if only_ours {
             return;

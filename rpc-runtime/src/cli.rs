@@ -136,20 +136,9 @@ impl From<RpcError> for Failure {
     fn from(error: RpcError) -> Self {
         match error {
             RpcError::Remote(remote) => Self::Remote(remote),
-            other => Self::Other(describe(&other)),
+            other => Self::Other(crate::error::chain(&other)),
         }
     }
-}
-
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 async fn execute(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
@@ -217,7 +206,7 @@ async fn client(common: &Common, target: Target) -> Result<Client, Failure> {
     })?;
     let transport = crate::transport::connect(&common.transport_url)
         .await
-        .map_err(|e| Failure::Other(describe(&e)))?;
+        .map_err(|e| Failure::Other(crate::error::chain(&e)))?;
     Ok(Client::new(transport, target).prepare(CallOptions::new().timeout(timeout)))
 }
 

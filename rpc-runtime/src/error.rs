@@ -15,6 +15,18 @@ pub(crate) const OSLO_DISPATCHER_MODULE: &str = "oslo_messaging.rpc.dispatcher";
 /// The module of failures this framework itself raises (bad arguments, bad messages).
 pub(crate) const RUNTIME_MODULE: &str = "rpc_runtime";
 
+/// An error and its sources, on one line (`outer: inner: innermost`), for logs and messages.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A failure raised on the remote side, in oslo.messaging's serialized-exception format.
 ///
 /// This is what a Python service's exception, or a Rust service's error, looks like on the wire:

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::pending::PendingCalls;
 use super::{BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
-use crate::envelope::{self, MessageId, Reply, ReplyRoute, Request};
+use crate::envelope::{MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
 use crate::target::Target;
 
@@ -330,14 +330,7 @@ impl Transport for MemoryTransport {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Reply, TransportError>> {
         Box::pin(async move {
-            let msg_id = MessageId::new();
-            let route = ReplyRoute {
-                msg_id: msg_id.to_string(),
-                reply_q: Arc::clone(&self.replies.name),
-            };
-            let mut unique = [0; 32];
-            let unique_id = MessageId::new().encode(&mut unique);
-            let body = envelope::encode_request(request, Some(&route), unique_id);
+            let (msg_id, body) = super::encode_call(request, &self.replies.name);
             self.call_body(target, msg_id, body, timeout, request.monitor_timeout)
                 .await
         })
@@ -348,10 +341,7 @@ impl Transport for MemoryTransport {
         target: &'a Target,
         request: &'a Request<'_>,
     ) -> BoxFuture<'a, Result<(), TransportError>> {
-        let mut unique = [0; 32];
-        let unique_id = MessageId::new().encode(&mut unique);
-        let body = envelope::encode_request(request, None, unique_id);
-        self.publish(target, body);
+        self.publish(target, super::encode_cast(request));
         Box::pin(std::future::ready(Ok(())))
     }
 

@@ -8,7 +8,7 @@
 mod amqp;
 mod memory;
 mod pending;
-mod url;
+pub(crate) mod url;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -85,6 +85,31 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
             scheme: other.to_owned(),
         }),
     }
+}
+
+/// Encodes a call whose reply goes to `reply_q`: its fresh `_msg_id`, and the body.
+pub(crate) fn encode_call(
+    request: &Request<'_>,
+    reply_q: &Arc<str>,
+) -> (envelope::MessageId, Vec<u8>) {
+    let msg_id = envelope::MessageId::new();
+    let route = ReplyRoute {
+        msg_id: msg_id.to_string(),
+        reply_q: Arc::clone(reply_q),
+    };
+    let mut unique = [0; 32];
+    let unique_id = envelope::MessageId::new().encode(&mut unique);
+    (
+        msg_id,
+        envelope::encode_request(request, Some(&route), unique_id),
+    )
+}
+
+/// Encodes a cast (no reply route), with a fresh `_unique_id`.
+pub(crate) fn encode_cast(request: &Request<'_>) -> Vec<u8> {
+    let mut unique = [0; 32];
+    let unique_id = envelope::MessageId::new().encode(&mut unique);
+    envelope::encode_request(request, None, unique_id)
 }
 
 /// Where a transport delivers replies for a server: implemented by each transport, hidden
@@ -251,7 +276,7 @@ impl Message {
                 Some(Incoming::new(decoded, sink))
             }
             Err(failure) => {
-                let reason = describe(&failure.error);
+                let reason = crate::error::chain(&failure.error);
                 match failure.reply_route {
                     Some(route) => {
                         tracing::warn!(%reason, msg_id = %route.msg_id, "refusing a malformed request");
@@ -269,18 +294,6 @@ impl Message {
             }
         }
     }
-}
-
-/// An error and its sources, on one line.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A request received by a server, with the handle to answer it when it is a call.

@@ -283,13 +283,14 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn percent_encode(text: &str) -> String {
+/// Percent-encodes everything but unreserved characters (`%2F` for `/`).
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02x}"));
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out

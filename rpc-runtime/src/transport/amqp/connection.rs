@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::options::AmqpOptions;
 use crate::error::TransportError;
+use crate::transport::url::percent_encode;
 use crate::transport::{TransportHost, TransportUrl};
 
 /// One live connection and the channel used to publish on it.
@@ -139,24 +140,11 @@ fn lapin_uri(url: &TransportUrl, host: &TransportHost, options: &AmqpOptions) ->
     };
     format!(
         "{scheme}://{}:{}@{hostname}:{port}/{}?heartbeat={}",
-        encode(user),
-        encode(password),
-        encode(vhost),
+        percent_encode(user),
+        percent_encode(password),
+        percent_encode(vhost),
         options.heartbeat
     )
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Removes a host's password from an error text, in case a library echoes the URI.
@@ -164,7 +152,7 @@ fn redact(text: &str, host: &TransportHost) -> String {
     match host.password() {
         Some(password) if !password.is_empty() => text
             .replace(password, "***")
-            .replace(&encode(password), "***"),
+            .replace(&percent_encode(password), "***"),
         _ => text.to_owned(),
     }
 }

@@ -31,7 +31,7 @@ use self::connection::{Backoff, Session, current_session};
 pub use self::options::AmqpOptions;
 use super::pending::PendingCalls;
 use super::{Ack, BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
-use crate::envelope::{self, MessageId, Reply, ReplyRoute, Request};
+use crate::envelope::{MessageId, Reply, Request};
 use crate::error::TransportError;
 use crate::target::Target;
 
@@ -604,14 +604,7 @@ impl Transport for AmqpTransport {
             let started = tokio::time::Instant::now();
             let session = current_session(&inner.session, timeout).await?;
             inner.ensure_reply_queue(&session).await?;
-            let msg_id = MessageId::new();
-            let route = ReplyRoute {
-                msg_id: msg_id.to_string(),
-                reply_q: Arc::clone(&inner.reply_queue),
-            };
-            let mut unique = [0; 32];
-            let unique_id = MessageId::new().encode(&mut unique);
-            let body = envelope::encode_request(request, Some(&route), unique_id);
+            let (msg_id, body) = super::encode_call(request, &inner.reply_queue);
             let call = inner.calls.register(msg_id);
             inner
                 .publish_request(&session, target, &body, Some(timeout))
@@ -632,9 +625,7 @@ impl Transport for AmqpTransport {
         Box::pin(async move {
             let inner = &self.inner;
             let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
-            let mut unique = [0; 32];
-            let unique_id = MessageId::new().encode(&mut unique);
-            let body = envelope::encode_request(request, None, unique_id);
+            let body = super::encode_cast(request);
             inner.publish_request(&session, target, &body, None).await
         })
     }
