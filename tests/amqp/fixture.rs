@@ -69,7 +69,11 @@ impl Served {
 }
 
 pub(crate) async fn serve(vhost: &Vhost, query: &str, hosts: &[&str]) -> Served {
-    let transport = rpc_runtime::connect(&vhost.url(query))
+    serve_url(&vhost.url(query), hosts).await
+}
+
+pub(crate) async fn serve_url(url: &str, hosts: &[&str]) -> Served {
+    let transport = rpc_runtime::connect(url)
         .await
         .expect("connect to RabbitMQ");
     let topic = rpc_integration_tests::unique_name("worker");

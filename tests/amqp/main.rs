@@ -6,4 +6,5 @@ mod cli;
 mod fixture;
 mod options;
 mod recovery;
+mod tls;
 mod wire;

@@ -73,13 +73,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
     match url.scheme() {
         "memory" => Ok(Arc::new(MemoryTransport::connect(&url))),
         #[cfg(feature = "amqp")]
-        "rabbit" | "amqp" => Ok(Arc::new(AmqpTransport::connect(&url).await?)),
+        "rabbit" | "amqp" | "amqps" => Ok(Arc::new(AmqpTransport::connect(&url).await?)),
         #[cfg(not(feature = "amqp"))]
-        "rabbit" | "amqp" => Err(TransportError::UnsupportedScheme {
+        "rabbit" | "amqp" | "amqps" => Err(TransportError::UnsupportedScheme {
             scheme: format!("{} (needs the `amqp` feature of rpc-runtime)", url.scheme()),
-        }),
-        "amqps" => Err(TransportError::UnsupportedScheme {
-            scheme: "amqps (TLS is not in this release yet)".to_owned(),
         }),
         other => Err(TransportError::UnsupportedScheme {
             scheme: other.to_owned(),

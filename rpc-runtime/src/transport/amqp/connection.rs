@@ -82,13 +82,19 @@ impl Session {
             )
             .into(),
         );
-        let connection = tokio::time::timeout(
-            Duration::from_secs(10),
-            Connection::connect(&uri, properties),
-        )
-        .await
-        .map_err(|_| connect_error("timed out after 10 s".to_owned()))?
-        .map_err(|e| connect_error(redact(&e.to_string(), host)))?;
+        let connecting = async {
+            if options.tls {
+                connect_tls(&uri, properties, options).await
+            } else {
+                Connection::connect(&uri, properties)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let connection = tokio::time::timeout(Duration::from_secs(10), connecting)
+            .await
+            .map_err(|_| connect_error("timed out after 10 s".to_owned()))?
+            .map_err(|e| connect_error(redact(&e, host)))?;
         let publisher = connection
             .create_channel()
             .await
@@ -112,6 +118,40 @@ impl Session {
             let _ = self.connection.close(200, "closing".into()).await;
         }
     }
+}
+
+/// Connects with TLS, trusting `ssl_ca_file` when given.
+#[cfg(feature = "amqp-tls")]
+async fn connect_tls(
+    uri: &str,
+    properties: ConnectionProperties,
+    options: &AmqpOptions,
+) -> Result<Connection, String> {
+    let cert_chain = match &options.ssl_ca_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read ssl_ca_file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let config = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain,
+    };
+    let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+    Connection::connect_with_config(uri, properties, config, runtime)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Without the `amqp-tls` feature, TLS is a clear error.
+#[cfg(not(feature = "amqp-tls"))]
+async fn connect_tls(
+    _uri: &str,
+    _properties: ConnectionProperties,
+    _options: &AmqpOptions,
+) -> Result<Connection, String> {
+    Err("TLS needs the `amqp-tls` feature of rpc-runtime".to_owned())
 }
 
 /// `localhost` with the default port and credentials, when a URL names no host.

@@ -36,6 +36,12 @@ pub struct AmqpOptions {
     pub reconnect_initial: Duration,
     /// The longest wait between reconnect attempts (`rabbit_retry_backoff`). Default 5 s.
     pub reconnect_max: Duration,
+    /// Connect with TLS (`ssl`; also set by the `amqps://` scheme). Needs the `amqp-tls`
+    /// feature. Default `false`.
+    pub tls: bool,
+    /// A PEM file of the CA that signed the broker's certificate (`ssl_ca_file`), for a private
+    /// CA; the system's roots otherwise.
+    pub ssl_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AmqpOptions {
@@ -50,6 +56,8 @@ impl Default for AmqpOptions {
             transient_queues_ttl: Duration::from_secs(1800),
             reconnect_initial: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            tls: false,
+            ssl_ca_file: None,
         }
     }
 }
@@ -65,6 +73,8 @@ const KNOWN: &[&str] = &[
     "rabbit_transient_queues_ttl",
     "rabbit_retry_interval",
     "rabbit_retry_backoff",
+    "ssl",
+    "ssl_ca_file",
 ];
 
 impl AmqpOptions {
@@ -74,7 +84,10 @@ impl AmqpOptions {
     ///
     /// [`TransportError::InvalidUrl`] naming an unknown option or a bad value.
     pub fn from_url(url: &TransportUrl) -> Result<Self, TransportError> {
-        let mut options = Self::default();
+        let mut options = Self {
+            tls: url.scheme() == "amqps",
+            ..Self::default()
+        };
         for (key, value) in url.query() {
             let invalid = |reason: String| TransportError::InvalidUrl {
                 url: url.to_string(),
@@ -114,6 +127,12 @@ impl AmqpOptions {
                     options.reconnect_initial = Duration::from_millis(number()?);
                 }
                 "rabbit_retry_backoff" => options.reconnect_max = Duration::from_millis(number()?),
+                "ssl" => options.tls = flag()?,
+                "ssl_ca_file" if !value.is_empty() => {
+                    options.ssl_ca_file = Some(value.into());
+                    options.tls = true;
+                }
+                "ssl_ca_file" => return Err(invalid("`ssl_ca_file` must not be empty".into())),
                 other => {
                     return Err(invalid(format!(
                         "unknown option `{other}`; known: {}",
@@ -164,6 +183,19 @@ mod tests {
         assert!(!o.publisher_confirms);
         assert_eq!(o.prefetch, 64);
         assert_eq!(o.heartbeat, 10);
+    }
+
+    #[test]
+    fn tls_comes_from_the_scheme_or_the_query() {
+        assert!(options("amqps://h/").unwrap().tls);
+        assert!(options("rabbit://h/?ssl=true").unwrap().tls);
+        let o = options("rabbit://h/?ssl_ca_file=/etc/ca.pem").unwrap();
+        assert!(o.tls);
+        assert_eq!(
+            o.ssl_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert!(!options("rabbit://h/").unwrap().tls);
     }
 
     #[test]
