@@ -104,33 +104,35 @@ impl Caller for Raw {
     }
 }
 
-async fn raw(topic: &str) -> Raw {
+/// A connection, a channel on it, and a consumer of a fresh auto-delete queue.
+async fn connect_and_consume(queue: &str, no_ack: bool) -> (Connection, Channel, lapin::Consumer) {
     let uri = format!("amqp://guest:guest@{BROKER}/%2f");
-    let server = Connection::connect(&uri, ConnectionProperties::default())
+    let connection = Connection::connect(&uri, ConnectionProperties::default())
         .await
         .expect("connect");
-    let server_channel = server.create_channel().await.expect("channel");
-    let queue = format!("raw_{topic}");
-    server_channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let channel = connection.create_channel().await.expect("channel");
+    let declare = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), declare, FieldTable::default())
         .await
         .expect("declare");
-    let mut requests = server_channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+    let consume = BasicConsumeOptions {
+        no_ack,
+        ..Default::default()
+    };
+    let consumer = channel
+        .basic_consume(queue.into(), "".into(), consume, FieldTable::default())
         .await
         .expect("consume");
+    (connection, channel, consumer)
+}
+
+async fn raw(topic: &str) -> Raw {
+    let queue = format!("raw_{topic}");
+    let (server, server_channel, mut requests) = connect_and_consume(&queue, false).await;
     let reply_channel = server_channel.clone();
     tokio::spawn(async move {
         let _server = server;
@@ -156,34 +158,8 @@ async fn raw(topic: &str) -> Raw {
             });
         }
     });
-    let client = Connection::connect(&uri, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = client.create_channel().await.expect("channel");
     let reply_queue = format!("raw_reply_{topic}");
-    channel
-        .queue_declare(
-            reply_queue.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare");
-    let mut replies = channel
-        .basic_consume(
-            reply_queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let (client, channel, mut replies) = connect_and_consume(&reply_queue, true).await;
     let waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>> = Arc::default();
     let routing = Arc::clone(&waiters);
     tokio::spawn(async move {
