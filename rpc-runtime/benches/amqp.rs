@@ -76,6 +76,8 @@ async fn ours(topic: &str) -> (Ours, RpcServer) {
 /// server that spawns a task per delivery and acks it; no envelope, no framework.
 #[derive(Clone)]
 struct Raw {
+    /// Sizes and properties of what goes on the wire.
+    shape: Shape,
     channel: Channel,
     queue: Arc<str>,
     reply_queue: Arc<str>,
@@ -83,24 +85,47 @@ struct Raw {
     next: Arc<AtomicUsize>,
 }
 
+/// What the raw loop sends: the 64-byte payload alone, or messages the size of this framework's
+/// oslo envelopes (~630-byte requests with a per-message `expiration`, ~230-byte replies), which
+/// separates the cost of oslo's wire format from the framework's own.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Bare,
+    OsloSized,
+}
+
+const OSLO_REQUEST: [u8; 630] = [b'x'; 630];
+const OSLO_REPLY_LEN: usize = 230;
+
 impl Caller for Raw {
     async fn call(&self) {
         let id = self.next.fetch_add(1, Ordering::Relaxed) as u64;
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().expect("waiters").insert(id, tx);
+        let properties = BasicProperties::default()
+            .with_correlation_id(id.to_string().into())
+            .with_reply_to(self.reply_queue.as_ref().into());
+        let (body, properties, reply_len): (&[u8], _, _) = match self.shape {
+            Shape::Bare => (PAYLOAD.as_bytes(), properties, PAYLOAD.len()),
+            Shape::OsloSized => (
+                &OSLO_REQUEST,
+                properties
+                    .with_expiration("60000".into())
+                    .with_delivery_mode(2),
+                OSLO_REPLY_LEN,
+            ),
+        };
         self.channel
             .basic_publish(
                 "".into(),
                 self.queue.as_ref().into(),
                 BasicPublishOptions::default(),
-                PAYLOAD.as_bytes(),
-                BasicProperties::default()
-                    .with_correlation_id(id.to_string().into())
-                    .with_reply_to(self.reply_queue.as_ref().into()),
+                body,
+                properties,
             )
             .await
             .expect("publish");
-        assert_eq!(rx.await.expect("reply").len(), PAYLOAD.len());
+        assert_eq!(rx.await.expect("reply").len(), reply_len);
     }
 }
 
@@ -130,9 +155,13 @@ async fn connect_and_consume(queue: &str, no_ack: bool) -> (Connection, Channel,
     (connection, channel, consumer)
 }
 
-async fn raw(topic: &str) -> Raw {
+async fn raw(topic: &str, shape: Shape) -> Raw {
     let queue = format!("raw_{topic}");
     let (server, server_channel, mut requests) = connect_and_consume(&queue, false).await;
+    let reply_len = match shape {
+        Shape::Bare => usize::MAX,
+        Shape::OsloSized => OSLO_REPLY_LEN,
+    };
     let reply_channel = server_channel.clone();
     tokio::spawn(async move {
         let _server = server;
@@ -150,7 +179,7 @@ async fn raw(topic: &str) -> Raw {
                         "".into(),
                         reply_to,
                         BasicPublishOptions::default(),
-                        &delivery.data,
+                        &delivery.data[..delivery.data.len().min(reply_len)],
                         BasicProperties::default().with_correlation_id(id),
                     )
                     .await;
@@ -176,6 +205,7 @@ async fn raw(topic: &str) -> Raw {
         }
     });
     Raw {
+        shape,
         channel,
         queue: queue.into(),
         reply_queue: reply_queue.into(),
@@ -272,16 +302,19 @@ fn main() {
     runtime.block_on(async {
         let topic = format!("bench_{}", std::process::id());
         let (ours, server) = ours(&topic).await;
-        let raw = raw(&topic).await;
+        let raw_bare = raw(&format!("{topic}_bare"), Shape::Bare).await;
+        let raw_sized = raw(&format!("{topic}_sized"), Shape::OsloSized).await;
         let mut mine = Figures::default();
         let mut theirs = Figures::default();
+        let mut sized = Figures::default();
         let mut oslo: Vec<(f64, f64, f64, f64)> = Vec::new();
         for round in 0..rounds {
             measure(&ours, calls, &IN_FLIGHT, &mut mine).await;
             if std::env::var_os("BENCH_ONLY_OURS").is_some() {
                 continue;
             }
-            measure(&raw, calls, &IN_FLIGHT, &mut theirs).await;
+            measure(&raw_bare, calls, &IN_FLIGHT, &mut theirs).await;
+            measure(&raw_sized, calls, &IN_FLIGHT, &mut sized).await;
             if let Some(python) = &python {
                 let oslo_topic = format!("{topic}_oslo");
                 let python = python.clone();
@@ -295,7 +328,11 @@ fn main() {
         println!("\nmedians of {rounds} interleaved rounds, RabbitMQ on loopback, 64-byte payload, 2 worker threads\n");
         println!("| implementation | seq calls/s | p50 | p99 | 16 in flight | 64 in flight | 256 in flight |");
         println!("|---|---|---|---|---|---|---|");
-        for (name, f) in [("rpc-runtime rabbit:// (oslo wire)", &mine), ("raw lapin loop", &theirs)]
+        for (name, f) in [
+            ("rpc-runtime rabbit:// (oslo wire)", &mine),
+            ("raw lapin loop", &theirs),
+            ("raw lapin loop, oslo-sized messages", &sized),
+        ]
             .into_iter()
             .filter(|(_, f)| !f.p50.is_empty())
         {
@@ -312,6 +349,10 @@ fn main() {
             .map(|i| format!("{}: {:.2}x", IN_FLIGHT[i], median(&mine.concurrent[i]) / median(&theirs.concurrent[i])))
             .collect();
         println!("\nours / raw lapin at {}; sequential p50 {:.2}x", ratios.join(", "), median(&mine.p50) / median(&theirs.p50));
+        let sized_ratios: Vec<String> = (0..IN_FLIGHT.len())
+            .map(|i| format!("{}: {:.2}x", IN_FLIGHT[i], median(&mine.concurrent[i]) / median(&sized.concurrent[i])))
+            .collect();
+        println!("ours / raw lapin with oslo-sized messages at {}", sized_ratios.join(", "));
         if !oslo.is_empty() {
             let oslo64 = median(&oslo.iter().map(|f| f.3).collect::<Vec<_>>());
             println!("ours / oslo.messaging at 64 in flight: {:.1}x", median(&mine.concurrent[1]) / oslo64);
