@@ -66,22 +66,8 @@ impl Session {
             url: url.to_string(),
             reason,
         };
-        let properties = ConnectionProperties::default().with_connection_name(
-            format!(
-                "{}:{}:{}",
-                std::env::args()
-                    .next()
-                    .as_deref()
-                    .and_then(|a| std::path::Path::new(a)
-                        .file_name()?
-                        .to_str()
-                        .map(str::to_owned))
-                    .unwrap_or_else(|| "rpc".to_owned()),
-                std::process::id(),
-                crate::envelope::MessageId::new()
-            )
-            .into(),
-        );
+        let properties =
+            ConnectionProperties::default().with_connection_name(connection_name().into());
         let connecting = async {
             if options.tls {
                 connect_tls(&uri, properties, options).await
@@ -152,6 +138,25 @@ async fn connect_tls(
     _options: &AmqpOptions,
 ) -> Result<Connection, String> {
     Err("TLS needs the `amqp-tls` feature of rpc-runtime".to_owned())
+}
+
+/// The connection name oslo.messaging gives its connections: `<basename(argv[0])>:<pid>:<uuid>`,
+/// so `rabbitmqctl list_connections` shows who is who.
+fn connection_name() -> String {
+    let program = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .and_then(|name| name.to_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "rpc".to_owned());
+    format!(
+        "{program}:{}:{}",
+        std::process::id(),
+        crate::envelope::MessageId::new()
+    )
 }
 
 /// `localhost` with the default port and credentials, when a URL names no host.
