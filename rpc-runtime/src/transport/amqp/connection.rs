@@ -229,6 +229,9 @@ pub(crate) async fn current_session(
     session: &watch::Sender<Option<Arc<Session>>>,
     timeout: Duration,
 ) -> Result<Arc<Session>, TransportError> {
+    if let Some(live) = session.borrow().clone() {
+        return Ok(live);
+    }
     let mut rx = session.subscribe();
     let live = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
     match live {
