@@ -21,7 +21,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use rpc_runtime::{CallOptions, Client, Context, RpcServer, ServerConfig, Target, rpc_endpoint};
+use rpc_runtime::{CallOptions, Client, Context, RpcServer, ServerConfig, Target};
 use tokio::sync::oneshot;
 
 const BROKER: &str = "127.0.0.1:5672";
@@ -29,30 +29,7 @@ const IN_FLIGHT: [usize; 3] = [16, 64, 256];
 
 mod harness;
 
-use harness::{Caller, Figures, PAYLOAD, env_usize, measure, median, row};
-
-struct Echo;
-
-#[rpc_endpoint(topic = "bench", version = "1.0")]
-impl Echo {
-    #[rpc]
-    async fn echo(&self, _ctx: &Context, value: String) -> String {
-        value
-    }
-}
-
-#[derive(Clone)]
-struct Ours {
-    client: EchoClient,
-    ctx: Context,
-}
-
-impl Caller for Ours {
-    async fn call(&self) {
-        let reply = self.client.echo(&self.ctx, PAYLOAD.to_owned()).await;
-        assert_eq!(reply.expect("echo over RabbitMQ").len(), PAYLOAD.len());
-    }
-}
+use harness::{Caller, Echo, EchoClient, Figures, Ours, PAYLOAD, env_usize, measure, median, row};
 
 async fn ours(topic: &str) -> (Ours, RpcServer) {
     let url = format!("rabbit://guest:guest@{BROKER}/?confirm_publish=false");

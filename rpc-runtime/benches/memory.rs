@@ -11,23 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, future};
-use rpc_runtime::{Context, MemoryBroker, RpcServer, ServerConfig, rpc_endpoint};
+use rpc_runtime::{Context, MemoryBroker, RpcServer, ServerConfig};
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Json;
 
 mod harness;
 
-use harness::{Caller, Figures, PAYLOAD, env_usize, measure, median, row};
-
-struct Echo;
-
-#[rpc_endpoint(topic = "bench", version = "1.0")]
-impl Echo {
-    #[rpc]
-    async fn echo(&self, _ctx: &Context, value: String) -> String {
-        value
-    }
-}
+use harness::{Caller, Echo, EchoClient, Figures, Ours, PAYLOAD, env_usize, measure, median, row};
 
 #[tarpc::service]
 trait TarpcEcho {
@@ -40,19 +30,6 @@ struct TarpcEchoServer;
 impl TarpcEcho for TarpcEchoServer {
     async fn echo(self, _: tarpc::context::Context, value: String) -> String {
         value
-    }
-}
-
-#[derive(Clone)]
-struct Ours {
-    client: EchoClient,
-    ctx: Context,
-}
-
-impl Caller for Ours {
-    async fn call(&self) {
-        let reply = self.client.echo(&self.ctx, PAYLOAD.to_owned()).await;
-        assert_eq!(reply.expect("echo over memory://").len(), PAYLOAD.len());
     }
 }
 

@@ -12,14 +12,7 @@ async fn quorum_queues_are_declared_durable_and_quorum() {
         return;
     };
     let served = serve(&vhost, "?rabbit_quorum_queue=true", &["h1"]).await;
-    assert_eq!(
-        served
-            .client()
-            .echo(&Context::new(), json!(1))
-            .await
-            .unwrap()["value"],
-        1
-    );
+    assert_answers(&served).await;
     let queues = vhost.queues(&["name", "durable", "type"]);
     let topic = queues
         .iter()
@@ -57,14 +50,7 @@ async fn durable_queues_make_the_exchange_and_topic_queues_durable() {
         return;
     };
     let served = serve(&vhost, "?amqp_durable_queues=true", &["h1"]).await;
-    assert_eq!(
-        served
-            .client()
-            .echo(&Context::new(), json!(1))
-            .await
-            .unwrap()["value"],
-        1
-    );
+    assert_answers(&served).await;
     let queues = vhost.queues(&["name", "durable"]);
     assert!(
         queues.contains(&format!("{}\ttrue", served.topic)),
@@ -74,17 +60,19 @@ async fn durable_queues_make_the_exchange_and_topic_queues_durable() {
         queues.contains(&format!("{}.h1\ttrue", served.topic)),
         "{queues:?}"
     );
-    let exchanges = rpc_integration_tests::rabbitmqctl(&[
-        "list_exchanges",
-        "-q",
-        "--no-table-headers",
-        "-p",
-        vhost.name(),
-        "name",
-        "durable",
-    ]);
+    let exchanges = vhost.exchanges(&["name", "durable"]);
     assert!(
-        exchanges.lines().any(|l| l == "openstack\ttrue"),
-        "{exchanges}"
+        exchanges.iter().any(|l| l == "openstack\ttrue"),
+        "{exchanges:?}"
     );
+}
+
+/// One call goes through.
+async fn assert_answers(served: &crate::fixture::Served) {
+    let reply = served
+        .client()
+        .echo(&Context::new(), json!(1))
+        .await
+        .expect("a call through RabbitMQ");
+    assert_eq!(reply["value"], 1);
 }

@@ -41,28 +41,18 @@ async fn server_declares_oslo_topology() {
         fanout.contains("x-expires") && fanout.contains("1800000"),
         "{fanout}"
     );
-    let exchanges = rpc_integration_tests::rabbitmqctl(&[
-        "list_exchanges",
-        "-q",
-        "--no-table-headers",
-        "-p",
-        vhost.name(),
-        "name",
-        "type",
-        "durable",
-        "auto_delete",
-    ]);
+    let exchanges = vhost.exchanges(&["name", "type", "durable", "auto_delete"]);
     assert!(
         exchanges
-            .lines()
+            .iter()
             .any(|l| l == "openstack\ttopic\tfalse\tfalse"),
-        "{exchanges}"
+        "{exchanges:?}"
     );
     assert!(
         exchanges
-            .lines()
-            .any(|l| l == format!("{topic}_fanout\tfanout\tfalse\ttrue")),
-        "{exchanges}"
+            .iter()
+            .any(|l| *l == format!("{topic}_fanout\tfanout\tfalse\ttrue")),
+        "{exchanges:?}"
     );
 }
 
@@ -73,12 +63,7 @@ async fn requests_carry_oslo_properties_and_body() {
     };
     let served = serve(&vhost, "", &[]).await;
     // A raw consumer stands where a server would: bound to the topic, it sees what clients send.
-    let connection = lapin::Connection::connect(
-        &format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.name()),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
+    let connection = vhost.raw_connection().await;
     let channel = connection.create_channel().await.unwrap();
     let spy = rpc_integration_tests::unique_name("spy");
     channel
@@ -168,12 +153,7 @@ async fn a_duplicate_delivery_runs_once_as_in_oslo() {
     let body =
         serde_json::to_vec(&json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}))
             .unwrap();
-    let connection = lapin::Connection::connect(
-        &format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.name()),
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    .unwrap();
+    let connection = vhost.raw_connection().await;
     let channel = connection.create_channel().await.unwrap();
     let properties = lapin::BasicProperties::default().with_content_type("application/json".into());
     for _ in 0..2 {

@@ -79,6 +79,33 @@ impl Vhost {
         rabbitmqctl(&args).lines().map(str::to_owned).collect()
     }
 
+    /// `rabbitmqctl list_exchanges -p <vhost> <columns>`, one line per exchange.
+    pub fn exchanges(&self, columns: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "list_exchanges",
+            "-q",
+            "--no-table-headers",
+            "-p",
+            &self.name,
+        ];
+        args.extend_from_slice(columns);
+        rabbitmqctl(&args).lines().map(str::to_owned).collect()
+    }
+
+    /// A plain lapin connection to this vhost, for tests that play a peer by hand.
+    ///
+    /// # Panics
+    ///
+    /// When the broker refuses the connection.
+    pub async fn raw_connection(&self) -> lapin::Connection {
+        lapin::Connection::connect(
+            &format!("amqp://guest:guest@{RABBITMQ}/{}", self.name),
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .expect("a raw connection to the test vhost")
+    }
+
     /// Deletes a queue in this vhost.
     pub fn delete_queue(&self, queue: &str) {
         rabbitmqctl(&["delete_queue", "-p", &self.name, queue]);

@@ -5,12 +5,39 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use rpc_runtime::{Context, rpc_endpoint};
+
 /// The payload every call carries and gets back: 64 bytes.
 pub(crate) const PAYLOAD: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// One implementation under test: a cheap-to-clone handle that makes one echo call.
 pub(crate) trait Caller: Clone + Send + Sync + 'static {
     fn call(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The endpoint both benchmarks serve.
+pub(crate) struct Echo;
+
+#[rpc_endpoint(topic = "bench", version = "1.0")]
+impl Echo {
+    #[rpc]
+    async fn echo(&self, _ctx: &Context, value: String) -> String {
+        value
+    }
+}
+
+/// This framework as a caller: the generated client and a context reused across calls.
+#[derive(Clone)]
+pub(crate) struct Ours {
+    pub(crate) client: EchoClient,
+    pub(crate) ctx: Context,
+}
+
+impl Caller for Ours {
+    async fn call(&self) {
+        let reply = self.client.echo(&self.ctx, PAYLOAD.to_owned()).await;
+        assert_eq!(reply.expect("echo").len(), PAYLOAD.len());
+    }
 }
 
 /// Figures of one implementation over rounds.
