@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench -p rpc-runtime --bench amqp` with RabbitMQ on 127.0.0.1:5672 (guest/guest).
 //! `BENCH_ROUNDS` (default 3) and `BENCH_CALLS` (default 5,000) set the effort; `BENCH_OSLO=0`
-//! leaves oslo.messaging out. Rounds are interleaved; the table shows medians and ratios. Both
+//! leaves oslo.messaging out; `BENCH_ONLY_OURS=1` or `BENCH_ONLY_RAW=1` runs one side (for a
+//! profiler); `BENCH_SEQ_CALLS` sets the sequential sample apart from `BENCH_CALLS`. Rounds are interleaved; the table shows medians and ratios. Both
 //! Rust sides publish without confirms here (the raw loop's mode); oslo confirms every publish.
 
 use std::collections::HashMap;
@@ -286,7 +287,9 @@ fn main() {
         let mut sized = Figures::default();
         let mut oslo: Vec<(f64, f64, f64, f64)> = Vec::new();
         for round in 0..rounds {
-            measure(&ours, calls, &IN_FLIGHT, &mut mine).await;
+            if std::env::var_os("BENCH_ONLY_RAW").is_none() {
+                measure(&ours, calls, &IN_FLIGHT, &mut mine).await;
+            }
             if std::env::var_os("BENCH_ONLY_OURS").is_some() {
                 continue;
             }

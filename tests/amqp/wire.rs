@@ -56,39 +56,41 @@ async fn server_declares_oslo_topology() {
     );
 }
 
-#[tokio::test]
-async fn requests_carry_oslo_properties_and_body() {
-    let Some(vhost) = Vhost::create("wire") else {
-        return;
-    };
-    let served = serve(&vhost, "", &[]).await;
-    // A raw consumer stands where a server would: bound to the topic, it sees what clients send.
-    let connection = vhost.raw_connection().await;
-    let channel = connection.create_channel().await.unwrap();
-    let spy = rpc_integration_tests::unique_name("spy");
+/// A raw consumer of `queue`, declared with oslo's flags and bound to the control exchange under
+/// `binding` when one is given: it stands where a server would and sees what clients send.
+async fn spy(channel: &lapin::Channel, queue: &str, binding: Option<&str>) -> lapin::Consumer {
     channel
         .queue_declare(
-            spy.as_str().into(),
+            queue.into(),
             QueueDeclareOptions::default(),
             FieldTable::default(),
         )
         .await
-        .unwrap();
-    // The client declares the control exchange before its first publish; a cast does that.
-    served.client().note(&Context::new(), 0).await.unwrap();
+        .expect("declare the spy queue");
+    if let Some(routing_key) = binding {
+        channel
+            .exchange_declare(
+                "openstack".into(),
+                lapin::ExchangeKind::Topic,
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the control exchange");
+        channel
+            .queue_bind(
+                queue.into(),
+                "openstack".into(),
+                routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind the spy queue");
+    }
     channel
-        .queue_bind(
-            spy.as_str().into(),
-            "openstack".into(),
-            served.topic.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut consumer = channel
         .basic_consume(
-            spy.as_str().into(),
+            queue.into(),
             "".into(),
             BasicConsumeOptions {
                 no_ack: true,
@@ -97,7 +99,19 @@ async fn requests_carry_oslo_properties_and_body() {
             FieldTable::default(),
         )
         .await
-        .unwrap();
+        .expect("consume the spy queue")
+}
+
+#[tokio::test]
+async fn requests_carry_oslo_properties_and_body() {
+    let Some(vhost) = Vhost::create("wire") else {
+        return;
+    };
+    // No server: the spy consumes the topic queue a server would.
+    let served = serve(&vhost, "", &[]).await;
+    let connection = vhost.raw_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    let mut consumer = spy(&channel, &served.topic, None).await;
 
     let client = served
         .client()
@@ -110,6 +124,9 @@ async fn requests_carry_oslo_properties_and_body() {
     let delivery = consumer.next().await.unwrap().unwrap();
     call.abort();
 
+    // Published straight to the queue (`direct_publish`, the default).
+    assert_eq!(delivery.exchange.as_str(), "");
+    assert_eq!(delivery.routing_key.as_str(), served.topic);
     let p = &delivery.properties;
     assert_eq!(
         p.content_type().as_ref().map(|s| s.as_str()),
@@ -136,6 +153,28 @@ async fn requests_carry_oslo_properties_and_body() {
     assert_eq!(inner["_msg_id"].as_str().unwrap().len(), 32);
     assert_eq!(inner["_unique_id"].as_str().unwrap().len(), 32);
     assert!(inner["_deadline_ms"].is_u64());
+    let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test]
+async fn without_direct_publish_requests_go_through_the_control_exchange() {
+    let Some(vhost) = Vhost::create("via-exchange") else {
+        return;
+    };
+    let served = serve(&vhost, "?direct_publish=false", &[]).await;
+    let connection = vhost.raw_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    // A tap: a queue of another name, bound to every routing key of the control exchange.
+    let tap = rpc_integration_tests::unique_name("tap");
+    let mut consumer = spy(&channel, &tap, Some("#")).await;
+
+    served.client().note(&Context::new(), 7).await.unwrap();
+    let delivery = consumer.next().await.unwrap().unwrap();
+    assert_eq!(delivery.exchange.as_str(), "openstack");
+    assert_eq!(delivery.routing_key.as_str(), served.topic);
+    let outer: Value = serde_json::from_slice(&delivery.data).unwrap();
+    let inner: Value = serde_json::from_str(outer["oslo.message"].as_str().unwrap()).unwrap();
+    assert_eq!(inner["method"], "note");
     let _ = connection.close(200, "done".into()).await;
 }
 

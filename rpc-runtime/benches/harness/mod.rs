@@ -61,7 +61,9 @@ pub(crate) async fn measure<C: Caller>(
     figures: &mut Figures,
 ) {
     let seq = caller.clone();
+    let sequential_calls = env_usize("BENCH_SEQ_CALLS", calls).max(1);
     let (p50, p99, rate) = tokio::spawn(async move {
+        let calls = sequential_calls;
         for _ in 0..calls / 10 {
             seq.call().await;
         }

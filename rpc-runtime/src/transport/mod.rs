@@ -148,11 +148,16 @@ pub(crate) enum Ack {
 }
 
 impl Ack {
-    async fn send(self) {
+    /// Hands the acknowledgement to the connection without waiting for it to be written: a
+    /// request runs at once, and an ack that cannot be sent means the channel is gone, which
+    /// the broker answers by redelivering (and the transport by reconnecting).
+    fn send(self) {
         match self {
             #[cfg(feature = "amqp")]
             Self::Amqp(acker) => {
-                if let Err(error) = acker.ack(lapin::options::BasicAckOptions::default()).await {
+                let ack = std::pin::pin!(acker.ack(lapin::options::BasicAckOptions::default()));
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if let std::task::Poll::Ready(Err(error)) = ack.poll(&mut cx) {
                     tracing::warn!(%error, "could not acknowledge a message");
                 }
             }
@@ -260,7 +265,7 @@ impl Message {
         let Delivery { body, sink, ack } = self.delivery;
         // Acknowledge before running, as oslo does: at most once.
         if let Some(ack) = ack {
-            ack.send().await;
+            ack.send();
         }
         match envelope::decode_request(&body) {
             Ok(decoded) => {

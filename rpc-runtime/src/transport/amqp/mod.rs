@@ -4,7 +4,9 @@
 //! exchange (`control_exchange`), queues `topic` and `topic.server`, a fanout exchange
 //! `topic_fanout` with one `topic_fanout_<uuid>` queue per server, `reply_<uuid>` reply queues on
 //! the default exchange, replies published mandatory. Servers acknowledge a request before
-//! running it (at most once), as oslo does.
+//! running it (at most once), as oslo does. Requests to one queue are published through the
+//! default exchange straight to that queue unless `direct_publish=false` (see
+//! [`AmqpOptions::direct_publish`]).
 
 mod connection;
 mod options;
@@ -408,7 +410,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Publishes a request to a target: the topic exchange, or the topic's fanout exchange.
+    /// Publishes a request to a target: straight to its queue (see
+    /// [`AmqpOptions::direct_publish`]), through the topic exchange, or through the topic's fanout
+    /// exchange.
     async fn publish_request(
         &self,
         session: &Session,
@@ -422,6 +426,10 @@ impl Inner {
             self.ensure_exchange(session, &exchange, ExchangeKind::Fanout, false, true)
                 .await?;
             (exchange, String::new())
+        } else if options.direct_publish {
+            // The default exchange routes by queue name, and oslo names each queue after the
+            // routing key it binds: the same queue, without topic routing in the broker.
+            (String::new(), target.routing_key().into_owned())
         } else {
             let exchange = topology::exchange(target, options);
             self.ensure_exchange(

@@ -16,6 +16,14 @@ pub struct AmqpOptions {
     /// The exchange used when a target names none (`control_exchange`). Default `openstack`;
     /// nova uses `nova`.
     pub control_exchange: String,
+    /// Publish calls and casts to one server or one topic straight to the queue oslo's binding
+    /// routes them to (`topic` or `topic.server`), through the default exchange, instead of
+    /// through the topic exchange (`direct_publish`). Default `true`: the message lands in the
+    /// same queue, an oslo.messaging server sees no difference, and the broker skips topic
+    /// routing, about a fifth of its work per call. Set `false` when a deployment binds other
+    /// queues to the control exchange (a tap, a federation link) that must see requests. Fanout
+    /// casts always go through their fanout exchange.
+    pub direct_publish: bool,
     /// Declare the control exchange and topic queues durable (`amqp_durable_queues`). Default
     /// `false`, as oslo. Messages are always published persistent (delivery mode 2), as oslo does.
     pub durable_queues: bool,
@@ -48,6 +56,7 @@ impl Default for AmqpOptions {
     fn default() -> Self {
         Self {
             control_exchange: "openstack".to_owned(),
+            direct_publish: true,
             durable_queues: false,
             quorum_queues: false,
             publisher_confirms: true,
@@ -65,6 +74,7 @@ impl Default for AmqpOptions {
 /// The query options this transport reads, for error messages.
 const KNOWN: &[&str] = &[
     "control_exchange",
+    "direct_publish",
     "amqp_durable_queues",
     "rabbit_quorum_queue",
     "confirm_publish",
@@ -109,6 +119,7 @@ impl AmqpOptions {
                 "control_exchange" => {
                     return Err(invalid("`control_exchange` must not be empty".into()));
                 }
+                "direct_publish" => options.direct_publish = flag()?,
                 "amqp_durable_queues" => options.durable_queues = flag()?,
                 "rabbit_quorum_queue" => options.quorum_queues = flag()?,
                 "confirm_publish" => options.publisher_confirms = flag()?,
@@ -172,17 +183,19 @@ mod tests {
         assert_eq!(o, AmqpOptions::default());
         assert_eq!(o.control_exchange, "openstack");
         assert!(o.publisher_confirms);
+        assert!(o.direct_publish);
         assert!(!o.durable());
     }
 
     #[test]
     fn query_sets_options_by_oslo_name() {
-        let o = options("rabbit://h/?control_exchange=nova&rabbit_quorum_queue=true&confirm_publish=false&rabbit_qos_prefetch_count=64&heartbeat_timeout_threshold=10").unwrap();
+        let o = options("rabbit://h/?control_exchange=nova&rabbit_quorum_queue=true&confirm_publish=false&rabbit_qos_prefetch_count=64&heartbeat_timeout_threshold=10&direct_publish=false").unwrap();
         assert_eq!(o.control_exchange, "nova");
         assert!(o.quorum_queues && o.durable());
         assert!(!o.publisher_confirms);
         assert_eq!(o.prefetch, 64);
         assert_eq!(o.heartbeat, 10);
+        assert!(!o.direct_publish);
     }
 
     #[test]
