@@ -26,6 +26,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
+pub mod config;
 mod context;
 mod dispatch;
 mod endpoint;

@@ -24,6 +24,23 @@ use tokio::sync::mpsc;
 pub use self::amqp::{AmqpOptions, AmqpTransport};
 pub use self::memory::{MemoryBroker, MemoryTransport};
 pub use self::url::{TransportHost, TransportUrl};
+
+/// The options the RabbitMQ transport reads from a URL's query, by oslo.messaging's names (the
+/// `[oslo_messaging_rabbit]` options, `control_exchange`, and this runtime's `direct_publish`).
+pub const AMQP_OPTION_NAMES: &[&str] = &[
+    "control_exchange",
+    "direct_publish",
+    "amqp_durable_queues",
+    "rabbit_quorum_queue",
+    "confirm_publish",
+    "rabbit_qos_prefetch_count",
+    "heartbeat_timeout_threshold",
+    "rabbit_transient_queues_ttl",
+    "rabbit_retry_interval",
+    "rabbit_retry_backoff",
+    "ssl",
+    "ssl_ca_file",
+];
 use crate::envelope::{self, DecodedRequest, Reply, ReplyRoute, Request};
 use crate::error::{RemoteError, TransportError};
 use crate::target::Target;

@@ -105,6 +105,29 @@ impl TransportUrl {
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
+
+    /// `memory://`, or `memory://name/` for a named in-process broker.
+    pub fn memory(name: Option<&str>) -> Self {
+        Self {
+            scheme: "memory".to_owned(),
+            hosts: name.map(TransportHost::named).into_iter().collect(),
+            virtual_host: None,
+            query: Vec::new(),
+        }
+    }
+
+    /// Adds query options the URL does not set itself (the URL's own win).
+    pub fn with_default_options(
+        mut self,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        for (key, value) in options {
+            if self.option(&key).is_none() {
+                self.query.push((key, value));
+            }
+        }
+        self
+    }
 }
 
 impl fmt::Display for TransportUrl {

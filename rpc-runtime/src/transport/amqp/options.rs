@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::TransportError;
-use crate::transport::TransportUrl;
+use crate::transport::{AMQP_OPTION_NAMES as KNOWN, TransportUrl};
 
 /// How the RabbitMQ transport declares, publishes and consumes.
 ///
@@ -70,22 +70,6 @@ impl Default for AmqpOptions {
         }
     }
 }
-
-/// The query options this transport reads, for error messages.
-const KNOWN: &[&str] = &[
-    "control_exchange",
-    "direct_publish",
-    "amqp_durable_queues",
-    "rabbit_quorum_queue",
-    "confirm_publish",
-    "rabbit_qos_prefetch_count",
-    "heartbeat_timeout_threshold",
-    "rabbit_transient_queues_ttl",
-    "rabbit_retry_interval",
-    "rabbit_retry_backoff",
-    "ssl",
-    "ssl_ca_file",
-];
 
 impl AmqpOptions {
     /// Reads the options a transport URL's query sets, over the defaults.

@@ -1,0 +1,696 @@
+//! Configuration an OpenStack operator can reuse: oslo.config's INI files (a real `nova.conf`
+//! loads), then `OS_<SECTION>__<KEY>` environment variables, then explicit settings (command-line
+//! flags), each overriding the one before.
+//!
+//! Sections this runtime owns are checked: a bad value is an error naming the file and line (or the
+//! variable, or the flag) and the key; a key that looks like a misspelling of one of ours is a
+//! warning naming the key it resembles. Sections and keys of other programs are ignored.
+//!
+//! ```
+//! use std::time::Duration;
+//! use rpc_runtime::config::ConfigLoader;
+//!
+//! let loaded = ConfigLoader::new()
+//!     .text("nova.conf", "[DEFAULT]\nhost = node1\nreport_intervall = 5\n[upgrade_levels]\nscheduler = 4.5\n")
+//!     .set("DEFAULT", "service_down_time", "30")
+//!     .load()
+//!     .unwrap();
+//! assert_eq!(loaded.config.host.as_deref(), Some("node1"));
+//! assert_eq!(loaded.config.service_down_time, Duration::from_secs(30));
+//! assert_eq!(loaded.config.report_interval, Duration::from_secs(10)); // the misspelled key is not read…
+//! assert_eq!(loaded.warnings[0].suggestion.as_deref(), Some("report_interval")); // …but reported
+//! ```
+
+mod ini;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::transport::{AMQP_OPTION_NAMES, TransportUrl};
+use crate::version::Version;
+
+/// The `[DEFAULT]` options this runtime reads (besides `<topic>_manager`).
+pub const DEFAULT_OPTIONS: &[&str] = &[
+    "host",
+    "transport_url",
+    "control_exchange",
+    "report_interval",
+    "service_down_time",
+    "periodic_enable",
+    "periodic_fuzzy_delay",
+    "periodic_interval_max",
+    "rpc_response_timeout",
+    "executor_thread_pool_size",
+    "graceful_shutdown_timeout",
+];
+
+/// Topics `[upgrade_levels]` knows without being told (nova's services).
+pub const KNOWN_TOPICS: &[&str] = &["baseapi", "compute", "conductor", "scheduler"];
+
+/// The schemes `transport_url` may use.
+const TRANSPORT_SCHEMES: &[&str] = &["rabbit", "amqp", "amqps", "memory"];
+const RABBIT_SECTION: &str = "oslo_messaging_rabbit";
+const UPGRADE_SECTION: &str = "upgrade_levels";
+const DATABASE_SECTION: &str = "database";
+
+/// The settings of a service. Every field has oslo's (or nova's) default.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// This node's name (`host`): the server of the service's target and the registry's host.
+    /// `None`: the machine's host name.
+    pub host: Option<String>,
+    /// Where the broker is (`transport_url`). `None`: `memory://`, in process.
+    pub transport_url: Option<TransportUrl>,
+    /// The exchange for targets that name none (`control_exchange`). Default `openstack`.
+    pub control_exchange: String,
+    /// Seconds between heartbeats (`report_interval`). Default 10 s.
+    pub report_interval: Duration,
+    /// A service whose last heartbeat is older is down (`service_down_time`). Default 60 s.
+    pub service_down_time: Duration,
+    /// Run periodic tasks (`periodic_enable`). Default `true`.
+    pub periodic_enable: bool,
+    /// The longest random delay before the first periodic task (`periodic_fuzzy_delay`), so
+    /// services started together do not run them in step. Default 60 s.
+    pub periodic_fuzzy_delay: Duration,
+    /// The longest the periodic loop sleeps between checks (`periodic_interval_max`). Default 60 s.
+    pub periodic_interval_max: Duration,
+    /// The default timeout of a call (`rpc_response_timeout`). Default 60 s.
+    pub rpc_response_timeout: Duration,
+    /// Requests a server runs at once (`executor_thread_pool_size`). Default 64.
+    pub executor_thread_pool_size: usize,
+    /// How long a stopping service waits for requests in flight (`graceful_shutdown_timeout`).
+    /// Default 60 s.
+    pub graceful_shutdown_timeout: Duration,
+    /// `<topic>_manager` settings, by topic.
+    pub managers: BTreeMap<String, String>,
+    /// `[database] connection`: where the services registry is. `None`: a SQLite file,
+    /// `services.sqlite` in the working directory.
+    pub database_connection: Option<DatabaseUrl>,
+    /// `[upgrade_levels]`, by topic.
+    pub upgrade_levels: BTreeMap<String, UpgradeLevel>,
+    /// `[oslo_messaging_rabbit]` options this runtime reads, passed to the transport.
+    pub rabbit: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: None,
+            transport_url: None,
+            control_exchange: "openstack".to_owned(),
+            report_interval: Duration::from_secs(10),
+            service_down_time: Duration::from_secs(60),
+            periodic_enable: true,
+            periodic_fuzzy_delay: Duration::from_secs(60),
+            periodic_interval_max: Duration::from_secs(60),
+            rpc_response_timeout: Duration::from_secs(60),
+            executor_thread_pool_size: 64,
+            graceful_shutdown_timeout: Duration::from_secs(60),
+            managers: BTreeMap::new(),
+            database_connection: None,
+            upgrade_levels: BTreeMap::new(),
+            rabbit: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The transport URL to connect to: `transport_url` (or `memory://`) with `control_exchange`
+    /// and the `[oslo_messaging_rabbit]` options added to its query where the URL does not set
+    /// them itself. Only `rabbit://`, `amqp://` and `amqps://` take them.
+    pub fn effective_transport_url(&self) -> TransportUrl {
+        let url = self
+            .transport_url
+            .clone()
+            .unwrap_or_else(|| TransportUrl::memory(None));
+        if !matches!(url.scheme(), "rabbit" | "amqp" | "amqps") {
+            return url;
+        }
+        let mut extra: Vec<(String, String)> = Vec::new();
+        if self.control_exchange != "openstack" {
+            extra.push(("control_exchange".into(), self.control_exchange.clone()));
+        }
+        extra.extend(self.rabbit.iter().map(|(k, v)| (k.clone(), v.clone())));
+        url.with_default_options(extra)
+    }
+
+    /// The `upgrade_levels` setting for `topic`, if any.
+    pub fn upgrade_level(&self, topic: &str) -> Option<&UpgradeLevel> {
+        self.upgrade_levels.get(topic)
+    }
+
+    /// The `<topic>_manager` setting, if any.
+    pub fn manager(&self, topic: &str) -> Option<&str> {
+        self.managers.get(topic).map(String::as_str)
+    }
+}
+
+/// A `[upgrade_levels]` value: the highest version to send to a topic's servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpgradeLevel {
+    /// `X.Y`: cap at that version.
+    Version(Version),
+    /// `auto`: cap at the oldest version among the topic's live services in the registry.
+    Auto,
+    /// A release name (`zed`, `2023.1`), which the API being capped maps to a version.
+    Alias(String),
+}
+
+impl UpgradeLevel {
+    fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        if value.eq_ignore_ascii_case("auto") {
+            return Some(Self::Auto);
+        }
+        if value.starts_with(|c: char| c.is_ascii_digit()) && value.matches('.').count() == 1 {
+            // `2023.1` is a release name, `4.2` a version: releases are 4-digit years.
+            let (major, _) = value.split_once('.')?;
+            if major.len() < 4 {
+                return value.parse().ok().map(Self::Version);
+            }
+        }
+        let valid = value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+        valid.then(|| Self::Alias(value.to_ascii_lowercase()))
+    }
+}
+
+impl fmt::Display for UpgradeLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Version(v) => write!(f, "{v}"),
+            Self::Auto => f.write_str("auto"),
+            Self::Alias(a) => f.write_str(a),
+        }
+    }
+}
+
+/// A database URL (`[database] connection`). SQLAlchemy spellings are accepted
+/// (`mysql+pymysql://…`, `postgresql+psycopg2://…`, `sqlite:////var/lib/nova/nova.sqlite`), so a
+/// `nova.conf` can be reused. `Display` and `Debug` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Wraps a URL as written.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL as written, password included: for the database driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_password(&self.0)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`.
+pub(crate) fn redact_password(url: &str) -> String {
+    let Some(after_scheme) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[after_scheme..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| after_scheme + i);
+    let authority = &url[after_scheme..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..after_scheme],
+                &authority[..colon],
+                &url[after_scheme + at..]
+            ),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A line of a file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+    },
+    /// An `OS_<SECTION>__<KEY>` environment variable.
+    Env {
+        /// The variable's name.
+        var: String,
+    },
+    /// An explicit setting ([`ConfigLoader::set`]), such as a command-line flag.
+    Set,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File { path, line } => write!(f, "{}:{line}", path.display()),
+            Self::Env { var } => write!(f, "environment variable {var}"),
+            Self::Set => f.write_str("command line"),
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A line of a file is not INI.
+    #[error("{}:{line}: {reason}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A value of the wrong type.
+    #[error("{origin}: [{section}] {key}: {reason}")]
+    InvalidValue {
+        /// Where it was set.
+        origin: Origin,
+        /// Its section.
+        section: String,
+        /// Its key.
+        key: String,
+        /// What was expected, with the value when it holds no secret.
+        reason: String,
+    },
+}
+
+/// A setting that was not used, and why it deserves a look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigWarning {
+    /// Where it was set.
+    pub origin: Origin,
+    /// Its section.
+    pub section: String,
+    /// Its key.
+    pub key: String,
+    /// The known key it most resembles.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: [{}] {} is not an option this service knows; it is ignored",
+            self.origin, self.section, self.key
+        )?;
+        if let Some(suggestion) = &self.suggestion {
+            write!(f, " (did you mean `{suggestion}`?)")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded configuration and the warnings loading it gave.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Settings that were ignored and look like mistakes (already logged).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// One raw setting before typing.
+#[derive(Debug, Clone)]
+struct Raw {
+    value: String,
+    origin: Origin,
+}
+
+enum Source {
+    File(PathBuf),
+    Text(PathBuf, String),
+    Env(Vec<(String, String)>),
+    Set(String, String, String),
+}
+
+/// Reads configuration from files, the environment and explicit settings, in the order added;
+/// later settings override earlier ones.
+#[derive(Default)]
+pub struct ConfigLoader {
+    sources: Vec<Source>,
+    topics: Vec<String>,
+}
+
+impl fmt::Debug for ConfigLoader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigLoader")
+            .field("sources", &self.sources.len())
+            .field("topics", &self.topics)
+            .finish()
+    }
+}
+
+impl ConfigLoader {
+    /// A loader with nothing to read: [`load`](Self::load) gives the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads an INI file (oslo.config's `--config-file`).
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources.push(Source::File(path.into()));
+        self
+    }
+
+    /// Reads INI text as if it were the file `name`.
+    pub fn text(mut self, name: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        self.sources.push(Source::Text(name.into(), text.into()));
+        self
+    }
+
+    /// Reads `OS_<SECTION>__<KEY>` variables (`OS_DEFAULT__HOST`, `OS_DATABASE__CONNECTION`,
+    /// `OS_UPGRADE_LEVELS__SCHEDULER`) from `vars`; others are ignored.
+    pub fn env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let vars = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("OS_") && k.contains("__"))
+            .collect();
+        self.sources.push(Source::Env(vars));
+        self
+    }
+
+    /// Reads `OS_<SECTION>__<KEY>` variables from this process's environment.
+    pub fn process_env(self) -> Self {
+        self.env(std::env::vars())
+    }
+
+    /// Sets one option, as a command-line flag does.
+    pub fn set(
+        mut self,
+        section: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.sources
+            .push(Source::Set(section.into(), key.into(), value.into()));
+        self
+    }
+
+    /// Adds a topic that `[upgrade_levels]` and `<topic>_manager` may name, besides
+    /// [`KNOWN_TOPICS`].
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topics.push(topic.into());
+        self
+    }
+
+    /// Reads every source and types the result. Warnings are logged and returned.
+    ///
+    /// # Errors
+    ///
+    /// A file that cannot be read or parsed, or a value of the wrong type, naming where it was.
+    pub fn load(self) -> Result<Loaded, ConfigError> {
+        let mut raw: BTreeMap<(String, String), Raw> = BTreeMap::new();
+        for source in self.sources {
+            match source {
+                Source::File(path) => {
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    read_ini(&path, &text, &mut raw)?;
+                }
+                Source::Text(path, text) => read_ini(&path, &text, &mut raw)?,
+                Source::Env(vars) => {
+                    for (var, value) in vars {
+                        let Some((section, key)) = var["OS_".len()..].split_once("__") else {
+                            continue;
+                        };
+                        let section = if section == "DEFAULT" {
+                            section.to_owned()
+                        } else {
+                            section.to_ascii_lowercase()
+                        };
+                        let origin = Origin::Env { var: var.clone() };
+                        raw.insert((section, key.to_ascii_lowercase()), Raw { value, origin });
+                    }
+                }
+                Source::Set(section, key, value) => {
+                    let origin = Origin::Set;
+                    raw.insert((section, key), Raw { value, origin });
+                }
+            }
+        }
+        let mut topics: Vec<&str> = KNOWN_TOPICS.to_vec();
+        topics.extend(self.topics.iter().map(String::as_str));
+        let (config, warnings) = type_settings(raw, &topics)?;
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(Loaded { config, warnings })
+    }
+}
+
+fn read_ini(
+    path: &Path,
+    text: &str,
+    raw: &mut BTreeMap<(String, String), Raw>,
+) -> Result<(), ConfigError> {
+    let entries = ini::parse(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_owned(),
+        line: e.line,
+        reason: e.reason,
+    })?;
+    for entry in entries {
+        let origin = Origin::File {
+            path: path.to_owned(),
+            line: entry.line,
+        };
+        raw.insert(
+            (entry.section, entry.key),
+            Raw {
+                value: entry.value,
+                origin,
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Turns raw settings into a typed [`Config`], with warnings for keys that look mistaken.
+fn type_settings(
+    raw: BTreeMap<(String, String), Raw>,
+    topics: &[&str],
+) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let mut config = Config::default();
+    let mut warnings = Vec::new();
+    for ((section, key), Raw { value, origin }) in raw {
+        let invalid = |reason: String| ConfigError::InvalidValue {
+            origin: origin.clone(),
+            section: section.clone(),
+            key: key.clone(),
+            reason,
+        };
+        let seconds = || {
+            value
+                .parse::<u64>()
+                .map(Duration::from_secs)
+                .map_err(|_| invalid(format!("expected whole seconds, not `{value}`")))
+        };
+        let mut warn = |known: &[&str], only_if_close: bool| {
+            let suggestion = nearest(&key, known);
+            if only_if_close && suggestion.is_none() {
+                return;
+            }
+            warnings.push(ConfigWarning {
+                origin: origin.clone(),
+                section: section.clone(),
+                key: key.clone(),
+                suggestion: suggestion
+                    .or_else(|| closest(&key, known))
+                    .map(str::to_owned),
+            });
+        };
+        match (section.as_str(), key.as_str()) {
+            ("DEFAULT", "host") if !value.is_empty() => config.host = Some(value),
+            ("DEFAULT", "host") => {}
+            ("DEFAULT", "transport_url") if value.is_empty() => {}
+            ("DEFAULT", "transport_url") => {
+                // The parse error redacts; the value itself may hold a password.
+                let url = value
+                    .parse::<TransportUrl>()
+                    .map_err(|e| invalid(e.to_string()))?;
+                if !TRANSPORT_SCHEMES.contains(&url.scheme()) {
+                    return Err(invalid(format!(
+                        "unknown transport `{}://`; expected one of rabbit://, amqp://, amqps://, memory://",
+                        url.scheme()
+                    )));
+                }
+                config.transport_url = Some(url);
+            }
+            ("DEFAULT", "control_exchange") if !value.is_empty() => config.control_exchange = value,
+            ("DEFAULT", "control_exchange") => {
+                return Err(invalid("must not be empty".into()));
+            }
+            ("DEFAULT", "report_interval") => {
+                config.report_interval = positive(seconds()?, &invalid)?
+            }
+            ("DEFAULT", "service_down_time") => {
+                config.service_down_time = positive(seconds()?, &invalid)?;
+            }
+            ("DEFAULT", "periodic_enable") => {
+                config.periodic_enable = parse_bool(&value)
+                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+            }
+            ("DEFAULT", "periodic_fuzzy_delay") => config.periodic_fuzzy_delay = seconds()?,
+            ("DEFAULT", "periodic_interval_max") => {
+                config.periodic_interval_max = positive(seconds()?, &invalid)?;
+            }
+            ("DEFAULT", "rpc_response_timeout") => {
+                config.rpc_response_timeout = positive(seconds()?, &invalid)?;
+            }
+            ("DEFAULT", "graceful_shutdown_timeout") => {
+                config.graceful_shutdown_timeout = seconds()?
+            }
+            ("DEFAULT", "executor_thread_pool_size") => {
+                config.executor_thread_pool_size = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                    invalid(format!("expected a positive whole number, not `{value}`"))
+                })?;
+            }
+            ("DEFAULT", k) if k.ends_with("_manager") => {
+                let topic = &k[..k.len() - "_manager".len()];
+                if !topics.contains(&topic) {
+                    let known: Vec<String> =
+                        topics.iter().map(|t| format!("{t}_manager")).collect();
+                    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                    warn(&known, true);
+                }
+                config.managers.insert(topic.to_owned(), value);
+            }
+            ("DEFAULT", _) => warn(DEFAULT_OPTIONS, true),
+            (DATABASE_SECTION, "connection") if value.is_empty() => {}
+            (DATABASE_SECTION, "connection") => {
+                config.database_connection = Some(DatabaseUrl::new(value));
+            }
+            (UPGRADE_SECTION, topic) => {
+                if !topics.contains(&topic) {
+                    warn(topics, false);
+                }
+                if value.is_empty() {
+                    continue;
+                }
+                let level = UpgradeLevel::parse(&value).ok_or_else(|| {
+                    invalid(format!(
+                        "expected `major.minor`, `auto` or a release name, not `{value}`"
+                    ))
+                })?;
+                config.upgrade_levels.insert(topic.to_owned(), level);
+            }
+            (RABBIT_SECTION, k) if AMQP_OPTION_NAMES.contains(&k) && k != "control_exchange" => {
+                config.rabbit.insert(key.clone(), value);
+            }
+            (RABBIT_SECTION, _) => warn(AMQP_OPTION_NAMES, false),
+            _ => {}
+        }
+    }
+    Ok((config, warnings))
+}
+
+fn positive(
+    value: Duration,
+    invalid: &impl Fn(String) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    if value.is_zero() {
+        Err(invalid("must be at least 1 second".into()))
+    } else {
+        Ok(value)
+    }
+}
+
+/// oslo.config's booleans.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The known key `key` is probably a misspelling of: close by edit distance.
+fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = 2.max(key.len() / 6);
+    known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// The known key closest to `key`, however far.
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    known.iter().min_by_key(|k| edit_distance(key, k)).copied()
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests;
