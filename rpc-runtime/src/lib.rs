@@ -33,6 +33,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 mod private;
+pub mod registry;
 mod server;
 mod target;
 pub mod transport;

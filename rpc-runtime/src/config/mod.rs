@@ -28,6 +28,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::registry::DatabaseUrl;
 use crate::transport::{AMQP_OPTION_NAMES, TransportUrl};
 use crate::version::Version;
 
@@ -190,64 +191,6 @@ impl fmt::Display for UpgradeLevel {
             Self::Auto => f.write_str("auto"),
             Self::Alias(a) => f.write_str(a),
         }
-    }
-}
-
-/// A database URL (`[database] connection`). SQLAlchemy spellings are accepted
-/// (`mysql+pymysql://…`, `postgresql+psycopg2://…`, `sqlite:////var/lib/nova/nova.sqlite`), so a
-/// `nova.conf` can be reused. `Display` and `Debug` hide the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// Wraps a URL as written.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self(url.into())
-    }
-
-    /// The URL as written, password included: for the database driver only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with its password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        redact_password(&self.0)
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({})", self.redacted())
-    }
-}
-
-/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`.
-pub(crate) fn redact_password(url: &str) -> String {
-    let Some(after_scheme) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[after_scheme..]
-        .find(['/', '?'])
-        .map_or(url.len(), |i| after_scheme + i);
-    let authority = &url[after_scheme..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..after_scheme],
-                &authority[..colon],
-                &url[after_scheme + at..]
-            ),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
 }
 

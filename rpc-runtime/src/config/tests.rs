@@ -1,4 +1,5 @@
 use super::*;
+use crate::registry::redact_password;
 
 /// A trimmed real nova.conf: options of other programs, sections we do not own, SQLAlchemy URLs.
 const NOVA_CONF: &str = "\
