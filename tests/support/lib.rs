@@ -137,3 +137,103 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// PostgreSQL on this machine (trust auth).
+pub const POSTGRES: &str = "127.0.0.1:5432";
+/// MariaDB on this machine (root, no password).
+pub const MARIADB: &str = "127.0.0.1:3306";
+
+/// A database server a test can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseServer {
+    /// PostgreSQL, through `psql`.
+    Postgres,
+    /// MariaDB, through `mysql`.
+    MariaDb,
+}
+
+/// A database of a test's own on a real server, dropped when this is.
+#[derive(Debug)]
+pub struct TempDatabase {
+    server: DatabaseServer,
+    name: String,
+}
+
+impl TempDatabase {
+    /// Creates a fresh, empty database. `None` (the test skips) when the server is not reachable
+    /// outside CI.
+    ///
+    /// # Panics
+    ///
+    /// Under `CI=true` when the server is unreachable, and whenever the client tool fails.
+    pub fn create(server: DatabaseServer) -> Option<Self> {
+        let (label, addr) = match server {
+            DatabaseServer::Postgres => ("PostgreSQL", POSTGRES),
+            DatabaseServer::MariaDb => ("MariaDB", MARIADB),
+        };
+        if !require_service(label, addr.parse().expect("a socket address")) {
+            return None;
+        }
+        let name = unique_name("reg").replace('-', "_");
+        let database = Self { server, name };
+        let create = format!("CREATE DATABASE {}", database.name);
+        if let Err(error) = database.admin(&create) {
+            panic!("{error}");
+        }
+        Some(database)
+    }
+
+    /// The sqlx URL of this database.
+    pub fn url(&self) -> String {
+        match self.server {
+            DatabaseServer::Postgres => format!("postgres://postgres@{POSTGRES}/{}", self.name),
+            DatabaseServer::MariaDb => format!("mysql://root@{MARIADB}/{}", self.name),
+        }
+    }
+
+    /// Runs one statement as the administrator, on the server's default database.
+    fn admin(&self, statement: &str) -> Result<(), String> {
+        let output = match self.server {
+            DatabaseServer::Postgres => std::process::Command::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "test",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    statement,
+                ])
+                .output(),
+            DatabaseServer::MariaDb => std::process::Command::new("mysql")
+                .args(["-h", "127.0.0.1", "-uroot", "-e", statement])
+                .output(),
+        }
+        .map_err(|e| format!("cannot run the database client: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{statement}` failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let statement = match self.server {
+            DatabaseServer::Postgres => {
+                format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)
+            }
+            DatabaseServer::MariaDb => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        if let Err(error) = self.admin(&statement) {
+            eprintln!("cleanup: {error}");
+        }
+    }
+}
