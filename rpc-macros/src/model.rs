@@ -10,7 +10,7 @@ use syn::spanned::Spanned as _;
 use syn::{FnArg, GenericArgument, LitStr, Pat, PathArguments, ReturnType, Type, TypeParamBound};
 
 use crate::errors::Errors;
-use crate::parse::{EndpointArgs, ParsedImpl, RpcMethod};
+use crate::parse::{EndpointArgs, ParsedImpl, PeriodicMethod, RpcMethod};
 
 /// An API version `major.minor` as the macro reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,7 +68,28 @@ pub(crate) struct Endpoint {
     /// The trait's path, when this is a trait impl.
     pub(crate) trait_impl: Option<TokenStream>,
     pub(crate) methods: Vec<Method>,
+    pub(crate) periodic_tasks: Vec<PeriodicTask>,
 }
+
+/// A method run every `spacing` seconds while the service runs.
+pub(crate) struct PeriodicTask {
+    pub(crate) ident: Ident,
+    /// The task's name (the identifier without `r#`).
+    pub(crate) name: String,
+    pub(crate) spacing_secs: Spanned<u64>,
+    pub(crate) run_immediately: bool,
+    pub(crate) asyncness: Asyncness,
+    pub(crate) receiver: Receiver,
+    /// `None` when the first parameter is `&Context`; else what stands where it should be.
+    pub(crate) missing_context: Option<TokenStream>,
+    /// Parameters after the context (a periodic task takes none).
+    pub(crate) extra_args: Vec<TokenStream>,
+    pub(crate) generics: Option<TokenStream>,
+    pub(crate) output: Output,
+}
+
+/// oslo.service's default spacing, for a task that gives none.
+const DEFAULT_SPACING_SECS: u64 = 60;
 
 /// Whether a method answers.
 #[derive(Debug, Clone, Copy)]
@@ -186,6 +207,11 @@ pub(crate) fn lower(
         .iter()
         .filter_map(|m| lower_method(m, version.value, errors))
         .collect();
+    let periodic_tasks = parsed
+        .periodic
+        .iter()
+        .filter_map(|m| lower_periodic(m, errors))
+        .collect();
     Some(Endpoint {
         self_ty: (*item.self_ty).clone(),
         name,
@@ -198,7 +224,72 @@ pub(crate) fn lower(
             .as_ref()
             .map(|(_, path, _)| path.to_token_stream()),
         methods,
+        periodic_tasks,
     })
+}
+
+fn lower_periodic(method: &PeriodicMethod, errors: &mut Errors) -> Option<PeriodicTask> {
+    let sig = &method.item.sig;
+    let spacing_secs = match method.args.spacing.value_ref() {
+        Some(lit) => match lit.base10_parse::<u64>() {
+            Ok(value) => Spanned {
+                value,
+                span: lit.span(),
+            },
+            Err(_) => {
+                errors.push(
+                    lit.span(),
+                    "`spacing` is a whole number of seconds: `spacing = 60`",
+                );
+                return None;
+            }
+        },
+        None => Spanned {
+            value: DEFAULT_SPACING_SECS,
+            span: sig.ident.span(),
+        },
+    };
+    let mut typed = sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(t) => Some(t),
+        FnArg::Receiver(_) => None,
+    });
+    let missing_context = match typed.next() {
+        Some(first) if is_context_ref(&first.ty) => None,
+        Some(first) => Some(first.to_token_stream()),
+        None => Some(sig.ident.to_token_stream()),
+    };
+    let extra_args = if missing_context.is_none() {
+        typed.map(ToTokens::to_token_stream).collect()
+    } else {
+        Vec::new()
+    };
+    let (asyncness, output) = lower_output(sig);
+    Some(PeriodicTask {
+        ident: sig.ident.clone(),
+        name: sig.ident.unraw().to_string(),
+        spacing_secs,
+        run_immediately: method.args.run_immediately.value_ref().is_some(),
+        asyncness,
+        receiver: lower_receiver(sig),
+        missing_context,
+        extra_args,
+        generics: (!sig.generics.params.is_empty() || sig.generics.where_clause.is_some())
+            .then(|| sig.generics.to_token_stream()),
+        output,
+    })
+}
+
+fn lower_receiver(sig: &syn::Signature) -> Receiver {
+    match sig.inputs.iter().next() {
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() =>
+        {
+            Receiver::RefSelf
+        }
+        Some(FnArg::Receiver(r)) => Receiver::Other(r.to_token_stream()),
+        Some(FnArg::Typed(t)) => Receiver::Missing(t.to_token_stream()),
+        None => Receiver::Missing(sig.ident.to_token_stream()),
+    }
 }
 
 fn type_ident(ty: &Type) -> Option<Ident> {
@@ -236,17 +327,7 @@ fn lower_method(
             span: method.attr_span,
         },
     };
-    let mut inputs = sig.inputs.iter();
-    let receiver = match inputs.next() {
-        Some(FnArg::Receiver(r))
-            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() =>
-        {
-            Receiver::RefSelf
-        }
-        Some(FnArg::Receiver(r)) => Receiver::Other(r.to_token_stream()),
-        Some(FnArg::Typed(t)) => Receiver::Missing(t.to_token_stream()),
-        None => Receiver::Missing(sig.ident.to_token_stream()),
-    };
+    let receiver = lower_receiver(sig);
     let mut typed: Vec<&syn::PatType> = sig
         .inputs
         .iter()

@@ -11,8 +11,12 @@ use crate::errors::Errors;
 const ENDPOINT_KEYS: &[&str] = &["topic", "version", "namespace"];
 /// The keys `#[rpc(...)]` takes.
 const METHOD_KEYS: &[&str] = &["since", "cast"];
+/// The keys `#[periodic_task(...)]` takes.
+const PERIODIC_KEYS: &[&str] = &["spacing", "run_immediately"];
 /// The method attribute.
 pub(crate) const RPC_ATTR: &str = "rpc";
+/// The periodic task attribute.
+pub(crate) const PERIODIC_ATTR: &str = "periodic_task";
 /// The argument attribute.
 pub(crate) const SINCE_ATTR: &str = "since";
 
@@ -68,10 +72,24 @@ pub(crate) struct RpcMethod {
     pub(crate) arg_since: Vec<Option<LitStr>>,
 }
 
+/// `#[periodic_task(spacing = SECS, run_immediately)]` on a method.
+pub(crate) struct PeriodicArgs {
+    pub(crate) spacing: Once<syn::LitInt>,
+    pub(crate) run_immediately: Once<Span>,
+}
+
+/// One method that carries `#[periodic_task]`.
+pub(crate) struct PeriodicMethod {
+    /// The method as written, our helper attributes removed.
+    pub(crate) item: ImplItemFn,
+    pub(crate) args: PeriodicArgs,
+}
+
 /// The annotated impl block, parsed.
 pub(crate) struct ParsedImpl {
     pub(crate) item: ItemImpl,
     pub(crate) methods: Vec<RpcMethod>,
+    pub(crate) periodic: Vec<PeriodicMethod>,
 }
 
 /// Parses the attribute's arguments, recording every mistake.
@@ -108,12 +126,30 @@ pub(crate) fn endpoint_args(attr: TokenStream, errors: &mut Errors) -> EndpointA
 pub(crate) fn impl_block(item: TokenStream, errors: &mut Errors) -> syn::Result<ParsedImpl> {
     let mut item: ItemImpl = syn::parse2(item)?;
     let mut methods = Vec::new();
+    let mut periodic = Vec::new();
     for impl_item in &mut item.items {
         let ImplItem::Fn(function) = impl_item else {
             continue;
         };
         let rpc_attrs = take_attrs(&mut function.attrs, RPC_ATTR);
+        let periodic_attrs = take_attrs(&mut function.attrs, PERIODIC_ATTR);
         let arg_since = strip_arg_since(function, errors);
+        if let Some(first) = periodic_attrs.first() {
+            for extra in periodic_attrs.iter().skip(1) {
+                errors.push_spanned(extra, "duplicate `#[periodic_task]` attribute");
+            }
+            if !rpc_attrs.is_empty() {
+                errors.push_spanned(
+                    first,
+                    "a method is an RPC method or a periodic task, not both: call a shared helper from two methods",
+                );
+            }
+            periodic.push(PeriodicMethod {
+                args: periodic_args(first, errors),
+                item: function.clone(),
+            });
+            continue;
+        }
         let Some(first) = rpc_attrs.first() else {
             for since in arg_since.iter().flatten() {
                 errors.push(
@@ -133,7 +169,51 @@ pub(crate) fn impl_block(item: TokenStream, errors: &mut Errors) -> syn::Result<
             item: function.clone(),
         });
     }
-    Ok(ParsedImpl { item, methods })
+    Ok(ParsedImpl {
+        item,
+        methods,
+        periodic,
+    })
+}
+
+fn periodic_args(attr: &Attribute, errors: &mut Errors) -> PeriodicArgs {
+    let mut args = PeriodicArgs {
+        spacing: Once::new("spacing"),
+        run_immediately: Once::new("run_immediately"),
+    };
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        return args;
+    }
+    let result = attr.parse_nested_meta(|meta| {
+        let span = meta.path.span();
+        if meta.path.is_ident("spacing") {
+            let value: syn::LitInt = meta.value()?.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "`spacing` is a whole number of seconds: `spacing = 60`",
+                )
+            })?;
+            args.spacing.set(span, value, errors);
+        } else if meta.path.is_ident("run_immediately") {
+            if meta.input.peek(Token![=]) {
+                return Err(meta.error(
+                    "`run_immediately` takes no value: write `#[periodic_task(run_immediately)]`",
+                ));
+            }
+            args.run_immediately.set(span, span, errors);
+        } else {
+            errors.push(
+                span,
+                unknown_key("periodic_task", &meta.path, PERIODIC_KEYS),
+            );
+            skip_value(&meta)?;
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        errors.push_error(error);
+    }
+    args
 }
 
 fn method_args(attr: &Attribute, errors: &mut Errors) -> MethodArgs {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use syn::{GenericArgument, PathArguments, Type};
 
 use crate::errors::Errors;
-use crate::model::{Arg, Asyncness, Endpoint, Kind, Method, Receiver};
+use crate::model::{Arg, Asyncness, Endpoint, Kind, Method, Output, PeriodicTask, Receiver};
 
 /// Names the generated client already uses for its own functions.
 const RESERVED_CLIENT_NAMES: &[&str] = &["new", "from_client", "client", "prepare", "target"];
@@ -28,6 +28,87 @@ pub(crate) fn validate(endpoint: &Endpoint, errors: &mut Errors) {
             since_arg_is_option(arg, errors);
             arg_since_newer_than_method(method, arg, errors);
         }
+    }
+    unique_periodic_task_names(endpoint, errors);
+    for task in &endpoint.periodic_tasks {
+        periodic_task_signature(task, errors);
+        periodic_task_spacing_positive(task, errors);
+        periodic_task_returns_unit_or_result(task, errors);
+    }
+}
+
+fn unique_periodic_task_names(endpoint: &Endpoint, errors: &mut Errors) {
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for task in &endpoint.periodic_tasks {
+        if seen.insert(&task.name, ()).is_some() {
+            errors.push(
+                task.ident.span(),
+                format_args!("duplicate periodic task `{}`", task.name),
+            );
+        }
+    }
+}
+
+fn periodic_task_signature(task: &PeriodicTask, errors: &mut Errors) {
+    const SHAPE: &str = "`async fn name(&self, ctx: &Context)`";
+    if let Asyncness::Neither(span) = task.asyncness {
+        errors.push(
+            span,
+            format_args!("periodic task `{}` must be an {SHAPE}", task.name),
+        );
+    } else if let Some(tokens) = &task.generics {
+        errors.push_spanned(tokens, "periodic tasks cannot be generic");
+    } else if !matches!(task.receiver, Receiver::RefSelf) {
+        let tokens = match &task.receiver {
+            Receiver::Other(t) | Receiver::Missing(t) => t,
+            Receiver::RefSelf => return,
+        };
+        errors.push_spanned(
+            tokens,
+            format_args!("periodic tasks take `&self` and the context: {SHAPE}"),
+        );
+    } else if let Some(tokens) = &task.missing_context {
+        errors.push_spanned(
+            tokens,
+            format_args!(
+                "periodic task `{}` must take the context after `&self`: {SHAPE}",
+                task.name
+            ),
+        );
+    } else if let Some(first) = task.extra_args.first() {
+        errors.push_spanned(
+            first,
+            format_args!(
+                "periodic task `{}` takes no arguments besides the context: {SHAPE}",
+                task.name
+            ),
+        );
+    }
+}
+
+fn periodic_task_spacing_positive(task: &PeriodicTask, errors: &mut Errors) {
+    if task.spacing_secs.value == 0 {
+        errors.push(
+            task.spacing_secs.span,
+            "`spacing` must be at least 1 second (leave it out for the default, 60)",
+        );
+    }
+}
+
+fn periodic_task_returns_unit_or_result(task: &PeriodicTask, errors: &mut Errors) {
+    let ok_is_unit = match &task.output {
+        Output::Unit => true,
+        Output::Fallible { ok, .. } => matches!(&**ok, Type::Tuple(t) if t.elems.is_empty()),
+        Output::Plain(_) => false,
+    };
+    if !ok_is_unit {
+        errors.push(
+            task.ident.span(),
+            format_args!(
+                "periodic task `{}` returns `()` or `Result<(), E>`: nobody receives a value",
+                task.name
+            ),
+        );
     }
 }
 

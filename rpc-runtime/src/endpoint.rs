@@ -1,5 +1,7 @@
 //! Endpoints: the objects a server dispatches requests to, and the static tables that describe them.
 
+use std::time::Duration;
+
 use crate::context::Context;
 use crate::envelope::{Args, JsonText};
 use crate::error::RemoteError;
@@ -22,6 +24,55 @@ pub trait Endpoint: Send + Sync + 'static {
         method: &'a str,
         args: Args,
     ) -> BoxFuture<'a, Result<JsonText, RemoteError>>;
+
+    /// Runs the periodic task called `name` once. Called only with a task that
+    /// [`descriptor`](Self::descriptor) lists; `#[rpc_endpoint]` implements it for the methods
+    /// marked `#[periodic_task]`. The default has no tasks.
+    fn run_periodic_task<'a>(
+        &'a self,
+        ctx: Context,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), PeriodicTaskError>> {
+        let _ = ctx;
+        Box::pin(std::future::ready(Err(PeriodicTaskError::NoSuchTask(
+            name.to_owned(),
+        ))))
+    }
+}
+
+/// Why a run of a periodic task failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeriodicTaskError {
+    /// The endpoint has no task of that name.
+    #[error("no periodic task `{0}`")]
+    NoSuchTask(String),
+    /// The task returned an error (shown with `Display`).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One periodic task of an endpoint: a method run every `spacing` while the service runs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PeriodicTaskDescriptor {
+    /// The method's name.
+    pub name: &'static str,
+    /// The time between two runs.
+    pub spacing: Duration,
+    /// Run on the first pass of the loop, rather than one `spacing` after start.
+    pub run_immediately: bool,
+}
+
+impl PeriodicTaskDescriptor {
+    /// Builds a task descriptor (usable in a `static`).
+    pub const fn new(name: &'static str, spacing: Duration, run_immediately: bool) -> Self {
+        Self {
+            name,
+            spacing,
+            run_immediately,
+        }
+    }
 }
 
 /// What an endpoint serves: its name, topic, namespace, version and method table.
@@ -38,6 +89,8 @@ pub struct EndpointDescriptor {
     pub version: Version,
     /// Its methods.
     pub methods: &'static [MethodDescriptor],
+    /// Its periodic tasks.
+    pub periodic_tasks: &'static [PeriodicTaskDescriptor],
 }
 
 impl EndpointDescriptor {
@@ -55,7 +108,15 @@ impl EndpointDescriptor {
             namespace,
             version,
             methods,
+            periodic_tasks: &[],
         }
+    }
+
+    /// The same descriptor with periodic tasks (usable in a `static`).
+    #[must_use]
+    pub const fn with_periodic_tasks(mut self, tasks: &'static [PeriodicTaskDescriptor]) -> Self {
+        self.periodic_tasks = tasks;
+        self
     }
 
     /// The method called `name`, if the endpoint has one.

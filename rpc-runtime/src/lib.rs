@@ -32,9 +32,11 @@ mod dispatch;
 mod endpoint;
 pub mod envelope;
 mod error;
+mod periodic;
 mod private;
 pub mod registry;
 mod server;
+pub mod service;
 mod target;
 pub mod transport;
 mod version;
@@ -44,16 +46,18 @@ pub use crate::context::{Context, ReadDeleted, new_request_id};
 pub use crate::dispatch::Dispatcher;
 pub use crate::endpoint::{
     ArgDescriptor, Endpoint, EndpointDescriptor, MethodDescriptor, MethodKind,
+    PeriodicTaskDescriptor, PeriodicTaskError,
 };
 pub use crate::error::{
     ApplicationError, CallError, EnvelopeError, RemoteError, RpcError, TransportError,
 };
 pub use crate::server::{RpcServer, ServerConfig};
+pub use crate::service::{Service, ServiceBuilder, ServiceError};
 pub use crate::target::Target;
 #[cfg(feature = "amqp")]
 pub use crate::transport::{AmqpOptions, AmqpTransport};
 pub use crate::transport::{
-    BoxFuture, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect,
+    BoxFuture, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect, connect_url,
 };
 pub use crate::version::{ParseVersionError, Version, can_send_version};
 

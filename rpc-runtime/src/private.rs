@@ -387,6 +387,11 @@ pub fn no_such_method(method: &str) -> RemoteError {
     RemoteError::no_such_method(method)
 }
 
+/// A periodic task's error, kept for the log line (its `Display`).
+pub fn periodic_failed<E: std::fmt::Display>(error: &E) -> crate::endpoint::PeriodicTaskError {
+    crate::endpoint::PeriodicTaskError::Failed(error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

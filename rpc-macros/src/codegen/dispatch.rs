@@ -6,7 +6,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{option_str, private, rt, version};
-use crate::model::{Endpoint, Kind, Method, Output};
+use crate::model::{Endpoint, Kind, Method, Output, PeriodicTask};
 
 pub(super) fn endpoint_impl(endpoint: &Endpoint) -> TokenStream {
     let rt = rt();
@@ -18,13 +18,16 @@ pub(super) fn endpoint_impl(endpoint: &Endpoint) -> TokenStream {
     let endpoint_version = version(endpoint.version.value);
     let descriptors = endpoint.methods.iter().map(method_descriptor);
     let arms = endpoint.methods.iter().map(arm);
+    let task_descriptors = endpoint.periodic_tasks.iter().map(task_descriptor);
+    let run_periodic = run_periodic_task(endpoint);
     quote! {
         #[automatically_derived]
         impl #rt::Endpoint for #self_ty {
             fn descriptor(&self) -> &#rt::EndpointDescriptor {
                 static __RPC_DESCRIPTOR: #rt::EndpointDescriptor = #rt::EndpointDescriptor::new(
                     #name, #topic, #namespace, #endpoint_version, &[#(#descriptors),*],
-                );
+                )
+                .with_periodic_tasks(&[#(#task_descriptors),*]);
                 &__RPC_DESCRIPTOR
             }
 
@@ -47,6 +50,64 @@ pub(super) fn endpoint_impl(endpoint: &Endpoint) -> TokenStream {
                         ::core::result::Result::Err(#p::no_such_method(__rpc_method)),
                     )),
                 }
+            }
+
+            #run_periodic
+        }
+    }
+}
+
+fn task_descriptor(task: &PeriodicTask) -> TokenStream {
+    let rt = rt();
+    let name = &task.name;
+    let spacing = proc_macro2::Literal::u64_unsuffixed(task.spacing_secs.value);
+    let run_immediately = task.run_immediately;
+    quote!(#rt::PeriodicTaskDescriptor::new(
+        #name,
+        ::core::time::Duration::from_secs(#spacing),
+        #run_immediately,
+    ))
+}
+
+/// `run_periodic_task`: one arm per task (none generated when there are no tasks: the trait's
+/// default answers).
+fn run_periodic_task(endpoint: &Endpoint) -> TokenStream {
+    if endpoint.periodic_tasks.is_empty() {
+        return TokenStream::new();
+    }
+    let rt = rt();
+    let p = private();
+    let arms = endpoint.periodic_tasks.iter().map(|task| {
+        let name = &task.name;
+        let ident = &task.ident;
+        let finish = match &task.output {
+            Output::Fallible { err, .. } => {
+                let failed = quote_spanned!(err.span()=> #p::periodic_failed(&__rpc_error));
+                quote!(__rpc_out.map_err(|__rpc_error| #failed))
+            }
+            _ => quote!({
+                let () = __rpc_out;
+                ::core::result::Result::Ok(())
+            }),
+        };
+        quote! {
+            #name => ::std::boxed::Box::pin(async move {
+                let __rpc_out = self.#ident(&__rpc_ctx).await;
+                #finish
+            }),
+        }
+    });
+    quote! {
+        fn run_periodic_task<'__rpc>(
+            &'__rpc self,
+            __rpc_ctx: #rt::Context,
+            __rpc_name: &'__rpc str,
+        ) -> #p::BoxFuture<'__rpc, ::core::result::Result<(), #rt::PeriodicTaskError>> {
+            match __rpc_name {
+                #(#arms)*
+                _ => ::std::boxed::Box::pin(::core::future::ready(::core::result::Result::Err(
+                    #rt::PeriodicTaskError::NoSuchTask(::std::string::ToString::to_string(__rpc_name)),
+                ))),
             }
         }
     }

@@ -17,6 +17,10 @@ pub use self::sql::SqlRegistry;
 use crate::transport::BoxFuture;
 use crate::version::Version;
 
+/// The registry a service opens when `[database] connection` is not set: `services.sqlite` in the
+/// working directory, created on first use.
+pub const DEFAULT_DATABASE: &str = "sqlite:services.sqlite";
+
 /// One row of the `services` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -144,6 +144,32 @@ fn normalize(url: &str) -> Option<(Dialect, String)> {
     }
 }
 
+/// Migrates a MySQL/MariaDB database under a named lock of our own, on one connection: sqlx's
+/// own lock (`GET_LOCK(…, -1)`) does not hold on MariaDB, where siblings starting at once then
+/// apply the migration twice.
+#[cfg(feature = "mysql")]
+async fn migrate_mysql(
+    pool: &sqlx::MySqlPool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    const LOCK: &str = "rpc_runtime_services_migrations";
+    let mut conn = pool.acquire().await?;
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 60)")
+        .bind(LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if locked != Some(1) {
+        return Err("timed out waiting for another process migrating the registry".into());
+    }
+    let mut migrator = sqlx::migrate!("./migrations/mysql");
+    migrator.set_locking(false);
+    let migrated = migrator.run_direct(&mut *conn).await;
+    let _ = sqlx::query("SELECT RELEASE_LOCK(?)")
+        .bind(LOCK)
+        .execute(&mut *conn)
+        .await;
+    Ok(migrated?)
+}
+
 /// A row as the database gives it.
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -277,10 +303,7 @@ impl SqlRegistry {
                     .connect(&sqlx_url)
                     .await
                     .map_err(|e| connect_error(Box::new(e)))?;
-                sqlx::migrate!("./migrations/mysql")
-                    .run(&pool)
-                    .await
-                    .map_err(|e| connect_error(Box::new(e)))?;
+                migrate_mysql(&pool).await.map_err(connect_error)?;
                 Pool::MySql(pool)
             }
             #[allow(unreachable_patterns)]

@@ -86,11 +86,19 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 /// Fails on a malformed URL, an unknown scheme or option, a scheme this build does not include,
 /// or (RabbitMQ) when no host can be reached now.
 pub async fn connect(url: &str) -> Result<Arc<dyn Transport>, TransportError> {
-    let url: TransportUrl = url.parse()?;
+    connect_url(&url.parse()?).await
+}
+
+/// [`connect`] with a parsed URL (its password is kept: only `Display` hides it).
+///
+/// # Errors
+///
+/// As [`connect`].
+pub async fn connect_url(url: &TransportUrl) -> Result<Arc<dyn Transport>, TransportError> {
     match url.scheme() {
-        "memory" => Ok(Arc::new(MemoryTransport::connect(&url))),
+        "memory" => Ok(Arc::new(MemoryTransport::connect(url))),
         #[cfg(feature = "amqp")]
-        "rabbit" | "amqp" | "amqps" => Ok(Arc::new(AmqpTransport::connect(&url).await?)),
+        "rabbit" | "amqp" | "amqps" => Ok(Arc::new(AmqpTransport::connect(url).await?)),
         #[cfg(not(feature = "amqp"))]
         "rabbit" | "amqp" | "amqps" => Err(TransportError::UnsupportedScheme {
             scheme: format!("{} (needs the `amqp` feature of rpc-runtime)", url.scheme()),

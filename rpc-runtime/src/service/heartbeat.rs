@@ -1,0 +1,61 @@
+//! The service group (nova's database driver): a heartbeat every `report_interval` increments the
+//! service's `report_count` and sets `updated_at`. A heartbeat that fails is logged and tried again
+//! at the next interval; it never touches the RPC server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::registry::{Registry, ServiceRecord};
+
+/// What the heartbeat loop has done so far, for whoever watches it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeartbeatStatus {
+    /// Heartbeats the registry took.
+    pub succeeded: u64,
+    /// Heartbeats that failed.
+    pub failed: u64,
+    /// The row after the last heartbeat that succeeded.
+    pub record: Option<ServiceRecord>,
+    /// The last failure, if the last heartbeat failed.
+    pub last_error: Option<String>,
+}
+
+/// Joins the group: a heartbeat now, then one every `interval` until `stop` turns true.
+pub(crate) fn join(
+    registry: Arc<dyn Registry>,
+    id: i64,
+    interval: Duration,
+    status: watch::Sender<HeartbeatStatus>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                _ = ticks.tick() => {}
+            }
+            match registry.heartbeat(id).await {
+                Ok(record) => status.send_modify(|s| {
+                    s.succeeded += 1;
+                    s.record = Some(record);
+                    s.last_error = None;
+                }),
+                Err(error) => {
+                    let reason = crate::error::chain(&error);
+                    tracing::warn!(error = %reason, retry_in = ?interval, "heartbeat failed; the service keeps serving");
+                    status.send_modify(|s| {
+                        s.failed += 1;
+                        s.last_error = Some(reason);
+                    });
+                }
+            }
+        }
+    })
+}
