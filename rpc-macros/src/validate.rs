@@ -456,4 +456,39 @@ mod tests {
         );
         assert_eq!(errors.len(), 2, "{errors:?}");
     }
+
+    #[test]
+    fn periodic_task_rules() {
+        assert_eq!(
+            one(
+                quote! { impl M { #[periodic_task(spacing = 0)] async fn t(&self, ctx: &Context) {} } }
+            ),
+            "`spacing` must be at least 1 second (leave it out for the default, 60)"
+        );
+        assert_eq!(
+            one(
+                quote! { impl M { #[periodic_task] async fn t(&self, ctx: &Context) -> u8 { 1 } } }
+            ),
+            "periodic task `t` returns `()` or `Result<(), E>`: nobody receives a value"
+        );
+        assert_eq!(
+            one(quote! { impl M { #[periodic_task] async fn t(&mut self, ctx: &Context) {} } }),
+            "periodic tasks take `&self` and the context: `async fn name(&self, ctx: &Context)`"
+        );
+        assert_eq!(
+            one(quote! { impl M {
+                #[periodic_task] async fn t(&self, ctx: &Context) {}
+                #[periodic_task] async fn r#t(&self, ctx: &Context) {}
+            } }),
+            "duplicate periodic task `t`"
+        );
+        let ok = check(
+            quote!(topic = "t", version = "1.0"),
+            quote! { impl M {
+                #[periodic_task(spacing = 5, run_immediately)]
+                async fn a(&self, ctx: &Context) -> Result<(), E> { Ok(()) }
+            } },
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
 }

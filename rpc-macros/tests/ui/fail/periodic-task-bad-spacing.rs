@@ -1,0 +1,14 @@
+use rpc_runtime::{Context, rpc_endpoint};
+
+struct Manager;
+
+#[rpc_endpoint(topic = "t", version = "1.0")]
+impl Manager {
+    #[periodic_task(spacing = "10s")]
+    async fn refresh(&self, _ctx: &Context) {}
+
+    #[periodic_task(spacing = 0)]
+    async fn never(&self, _ctx: &Context) {}
+}
+
+fn main() {}
