@@ -113,7 +113,8 @@ async fn the_first_pass_waits_a_random_delay_up_to_the_fuzzy_delay() {
     run_for(
         &ticker,
         PeriodicConfig::new(Duration::from_secs(7), Duration::from_secs(60)),
-        30,
+        // Long enough for the 25 s task after the longest initial delay (7 + 25 < 40).
+        40,
     )
     .await;
     let first = ticker.runs_of("every_10s");
