@@ -54,8 +54,9 @@ struct Inner {
     url: TransportUrl,
     options: AmqpOptions,
     session: watch::Sender<Option<Arc<Session>>>,
-    /// Woken when a consumer or a publish finds the session broken.
-    broken: Notify,
+    /// The newest session generation a consumer or a publish found broken. A generation, not a
+    /// wake-up: a late report about an older session can never tear down a newer one.
+    broken: watch::Sender<u64>,
     shutdown: AtomicBool,
     shutdown_signal: Notify,
     /// This transport's reply queue (declared on the first call) and the calls waiting on it.
@@ -119,7 +120,7 @@ impl AmqpTransport {
             url: url.clone(),
             options,
             session: session_tx,
-            broken: Notify::new(),
+            broken: watch::channel(0).0,
             shutdown: AtomicBool::new(false),
             shutdown_signal: Notify::new(),
             reply_queue: topology::reply_queue(&MessageId::new().to_string()).into(),
@@ -165,14 +166,15 @@ impl AmqpTransport {
 impl Drop for AmqpTransport {
     fn drop(&mut self) {
         self.inner.shutdown.store(true, Ordering::SeqCst);
-        self.inner.shutdown_signal.notify_waiters();
-        self.inner.broken.notify_waiters();
+        // A stored permit: the supervisor sees it even if it is not waiting right now.
+        self.inner.shutdown_signal.notify_one();
     }
 }
 
 /// Keeps a session up: on a break, fails the calls in flight, reconnects with backoff, then
 /// redeclares and re-consumes everything.
 async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
+    let mut broken = inner.broken.subscribe();
     loop {
         // Consumers first, then the session is published: a call made as soon as the transport
         // reports itself connected finds the servers' queues there.
@@ -180,7 +182,7 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
             Ok(()) => {
                 inner.session.send_replace(Some(Arc::clone(&session)));
                 tokio::select! {
-                    () = inner.broken.notified() => {}
+                    _ = broken.wait_for(|g| *g >= session.generation) => {}
                     () = inner.shutdown_signal.notified() => {}
                     () = connection_failed(&session) => {}
                 }
@@ -381,9 +383,20 @@ impl Inner {
         let current = self.session.borrow().as_ref().map(|s| s.generation);
         if current == Some(generation) {
             tracing::warn!(what, "a consumer stopped; reconnecting to restore it");
-            self.broken.notify_waiters();
-            self.broken.notify_one();
         }
+        self.report_broken(generation);
+    }
+
+    /// Marks session `generation` broken, so the supervisor replaces it (once, however many
+    /// consumers and publishes report it).
+    fn report_broken(&self, generation: u64) {
+        self.broken.send_if_modified(|newest| {
+            let newer = generation > *newest;
+            if newer {
+                *newest = generation;
+            }
+            newer
+        });
     }
 
     /// Declares an exchange once per session before publishing to it.
@@ -497,7 +510,7 @@ impl Inner {
             Ok(result) => result,
             Err(error) => {
                 // A publish error means the channel or the connection is gone.
-                self.broken.notify_one();
+                self.report_broken(session.generation);
                 Err(broker(
                     &format!("basic_publish {exchange}/{routing_key}"),
                     &error,
