@@ -69,6 +69,8 @@ pub(crate) struct Endpoint {
     pub(crate) trait_impl: Option<TokenStream>,
     pub(crate) methods: Vec<Method>,
     pub(crate) periodic_tasks: Vec<PeriodicTask>,
+    /// Release names and the versions they stand for, where written.
+    pub(crate) aliases: Vec<(String, Spanned<Version>)>,
 }
 
 /// A method run every `spacing` seconds while the service runs.
@@ -225,7 +227,45 @@ pub(crate) fn lower(
             .map(|(_, path, _)| path.to_token_stream()),
         methods,
         periodic_tasks,
+        aliases: args
+            .aliases
+            .into_inner()
+            .map(|lit| lower_aliases(&lit, errors))
+            .unwrap_or_default(),
     })
+}
+
+/// `"zed=4.1, 2023.1=4.2"` → `[("zed", 4.1), ("2023.1", 4.2)]`; errors point at the literal.
+fn lower_aliases(lit: &LitStr, errors: &mut Errors) -> Vec<(String, Spanned<Version>)> {
+    let text = lit.value();
+    let mut aliases = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.split_once('=').and_then(|(name, version)| {
+            let name = name.trim();
+            let valid_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            let version = Version::parse(&LitStr::new(version.trim(), lit.span())).ok()?;
+            valid_name.then(|| (name.to_ascii_lowercase(), version))
+        });
+        match parsed {
+            Some((name, value)) => aliases.push((
+                name,
+                Spanned {
+                    value,
+                    span: lit.span(),
+                },
+            )),
+            None => errors.push(
+                lit.span(),
+                format_args!(
+                    "invalid alias `{entry}`: expected `release=major.minor`, for example `aliases = \"zed=4.1, 2023.1=4.2\"`"
+                ),
+            ),
+        }
+    }
+    aliases
 }
 
 fn lower_periodic(method: &PeriodicMethod, errors: &mut Errors) -> Option<PeriodicTask> {

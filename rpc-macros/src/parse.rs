@@ -8,7 +8,7 @@ use syn::{Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, LitStr, Token};
 use crate::errors::Errors;
 
 /// The keys `#[rpc_endpoint(...)]` takes.
-const ENDPOINT_KEYS: &[&str] = &["topic", "version", "namespace"];
+const ENDPOINT_KEYS: &[&str] = &["topic", "version", "namespace", "aliases"];
 /// The keys `#[rpc(...)]` takes.
 const METHOD_KEYS: &[&str] = &["since", "cast"];
 /// The keys `#[periodic_task(...)]` takes.
@@ -53,6 +53,8 @@ pub(crate) struct EndpointArgs {
     pub(crate) topic: Once<LitStr>,
     pub(crate) version: Once<LitStr>,
     pub(crate) namespace: Once<LitStr>,
+    /// `aliases = "zed=4.1, 2023.1=4.2"`: release names for `[upgrade_levels]`.
+    pub(crate) aliases: Once<LitStr>,
 }
 
 /// `#[rpc(since = "…", cast)]` on a method.
@@ -98,6 +100,7 @@ pub(crate) fn endpoint_args(attr: TokenStream, errors: &mut Errors) -> EndpointA
         topic: Once::new("topic"),
         version: Once::new("version"),
         namespace: Once::new("namespace"),
+        aliases: Once::new("aliases"),
     };
     let parser = syn::meta::parser(|meta| {
         let key = meta.path.get_ident().map(ToString::to_string);
@@ -106,6 +109,7 @@ pub(crate) fn endpoint_args(attr: TokenStream, errors: &mut Errors) -> EndpointA
             Some("topic") => &mut args.topic,
             Some("version") => &mut args.version,
             Some("namespace") => &mut args.namespace,
+            Some("aliases") => &mut args.aliases,
             _ => {
                 errors.push(span, unknown_key("rpc_endpoint", &meta.path, ENDPOINT_KEYS));
                 skip_value(&meta)?;
@@ -323,7 +327,7 @@ mod tests {
         assert_eq!(
             messages(errors),
             vec![
-                "unknown `rpc_endpoint` argument `topik`; expected one of `topic`, `version`, `namespace`",
+                "unknown `rpc_endpoint` argument `topik`; expected one of `topic`, `version`, `namespace`, `aliases`",
                 "duplicate argument `topic`",
             ]
         );

@@ -29,11 +29,30 @@ pub(crate) fn validate(endpoint: &Endpoint, errors: &mut Errors) {
             arg_since_newer_than_method(method, arg, errors);
         }
     }
+    aliases_within_endpoint_version(endpoint, errors);
     unique_periodic_task_names(endpoint, errors);
     for task in &endpoint.periodic_tasks {
         periodic_task_signature(task, errors);
         periodic_task_spacing_positive(task, errors);
         periodic_task_returns_unit_or_result(task, errors);
+    }
+}
+
+fn aliases_within_endpoint_version(endpoint: &Endpoint, errors: &mut Errors) {
+    let current = endpoint.version.value;
+    let mut seen: HashMap<&str, ()> = HashMap::new();
+    for (name, version) in &endpoint.aliases {
+        if seen.insert(name, ()).is_some() {
+            errors.push(version.span, format_args!("duplicate alias `{name}`"));
+        } else if version.value.major != current.major || version.value > current {
+            errors.push(
+                version.span,
+                format_args!(
+                    "alias `{name}` = {} is not a version of this API ({}.0 to {current})",
+                    version.value, current.major
+                ),
+            );
+        }
     }
 }
 
@@ -490,5 +509,26 @@ mod tests {
             } },
         );
         assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn aliases_must_be_versions_of_this_api() {
+        let errors = check(
+            quote!(
+                topic = "t",
+                version = "4.2",
+                aliases = "zed=4.1, 2023.1=4.2, Zed=4.0, x=4.3, y=3.1, bad"
+            ),
+            quote! { impl M { #[rpc] async fn a(&self, ctx: &Context) {} } },
+        );
+        assert_eq!(
+            errors,
+            vec![
+                "invalid alias `bad`: expected `release=major.minor`, for example `aliases = \"zed=4.1, 2023.1=4.2\"`",
+                "duplicate alias `zed`",
+                "alias `x` = 4.3 is not a version of this API (4.0 to 4.2)",
+                "alias `y` = 3.1 is not a version of this API (4.0 to 4.2)",
+            ]
+        );
     }
 }

@@ -43,6 +43,9 @@ pub struct CallOptions {
     /// call runs, and the call fails when neither a heartbeat nor the reply comes within it. The
     /// overall timeout still applies. Default: off.
     pub call_monitor_timeout: Option<Duration>,
+    /// The highest version calls may be sent at (`[upgrade_levels]`): a call that needs more
+    /// fails with [`RpcError::CannotSendVersion`] before anything is sent.
+    pub version_cap: Option<Version>,
 }
 
 impl CallOptions {
@@ -79,6 +82,13 @@ impl CallOptions {
         self
     }
 
+    /// Caps the version calls may be sent at.
+    #[must_use]
+    pub fn version_cap(mut self, cap: Version) -> Self {
+        self.version_cap = Some(cap);
+        self
+    }
+
     /// Turns on oslo's call monitor with this timeout.
     #[must_use]
     pub fn call_monitor_timeout(mut self, timeout: Duration) -> Self {
@@ -111,6 +121,7 @@ pub struct Client {
     target: Target,
     timeout: Duration,
     call_monitor_timeout: Option<Duration>,
+    version_cap: Option<Version>,
 }
 
 impl Client {
@@ -121,6 +132,7 @@ impl Client {
             target,
             timeout: DEFAULT_TIMEOUT,
             call_monitor_timeout: None,
+            version_cap: None,
         }
     }
 
@@ -143,7 +155,21 @@ impl Client {
         if let Some(monitor) = options.call_monitor_timeout {
             client.call_monitor_timeout = Some(monitor);
         }
+        if let Some(cap) = options.version_cap {
+            client.version_cap = Some(cap);
+        }
         client
+    }
+
+    /// The version cap in force, if any.
+    pub fn version_cap(&self) -> Option<Version> {
+        self.version_cap
+    }
+
+    /// Whether a message at `version` may be sent under this client's cap (oslo's
+    /// `can_send_version`).
+    pub fn can_send_version(&self, version: Version) -> bool {
+        crate::version::can_send_version(self.version_cap.as_ref(), &version)
     }
 
     /// The target calls go to.
@@ -208,7 +234,7 @@ impl Client {
                 reason: "a call cannot be fanout; cast to reach every server",
             });
         }
-        let mut request = self.request(ctx, method, version, args);
+        let mut request = self.request(ctx, method, version, args)?;
         request.deadline = SystemTime::now().checked_add(self.timeout);
         request.monitor_timeout = self.call_monitor_timeout;
         let reply = self
@@ -259,22 +285,33 @@ impl Client {
         version: Option<Version>,
         args: Args,
     ) -> Result<(), RpcError> {
-        let request = self.request(ctx, method, version, args);
+        let request = self.request(ctx, method, version, args)?;
         Ok(self.transport.cast(&self.target, &request).await?)
     }
 
+    /// The request, or `CannotSendVersion` when its version is above the cap.
     fn request<'a>(
         &'a self,
         ctx: &'a Context,
         method: &'a str,
         version: Option<Version>,
         args: Args,
-    ) -> Request<'a> {
+    ) -> Result<Request<'a>, RpcError> {
+        let version = version.or(self.target.version);
+        if let (Some(cap), Some(version)) = (self.version_cap, version)
+            && !cap.can_serve(&version)
+        {
+            return Err(RpcError::CannotSendVersion {
+                method: method.to_owned(),
+                version,
+                cap,
+            });
+        }
         let mut request = Request::borrowing(method, ctx);
         request.args = args;
         request.namespace = self.target.namespace.as_deref().map(Cow::Borrowed);
-        request.version = version.or(self.target.version);
-        request
+        request.version = version;
+        Ok(request)
     }
 }
 

@@ -91,6 +91,8 @@ pub struct EndpointDescriptor {
     pub methods: &'static [MethodDescriptor],
     /// Its periodic tasks.
     pub periodic_tasks: &'static [PeriodicTaskDescriptor],
+    /// Release names (`zed`, `2023.1`) and the versions they stand for, for `[upgrade_levels]`.
+    pub aliases: &'static [(&'static str, Version)],
 }
 
 impl EndpointDescriptor {
@@ -109,7 +111,23 @@ impl EndpointDescriptor {
             version,
             methods,
             periodic_tasks: &[],
+            aliases: &[],
         }
+    }
+
+    /// The same descriptor with release aliases (usable in a `static`).
+    #[must_use]
+    pub const fn with_aliases(mut self, aliases: &'static [(&'static str, Version)]) -> Self {
+        self.aliases = aliases;
+        self
+    }
+
+    /// The version a release name stands for (case-insensitive), if the API declares it.
+    pub fn alias(&self, name: &str) -> Option<Version> {
+        self.aliases
+            .iter()
+            .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+            .map(|(_, version)| *version)
     }
 
     /// The same descriptor with periodic tasks (usable in a `static`).

@@ -327,6 +327,17 @@ pub enum RpcError {
         /// The server's explanation.
         message: String,
     },
+    /// The call needs a newer version than the client's version cap allows (nova's
+    /// `can_send_version` said no): nothing was sent.
+    #[error("cannot send `{method}` at version {version}: the version cap is {cap}")]
+    CannotSendVersion {
+        /// The method.
+        method: String,
+        /// The version the call needs (its method's, or a newer argument's).
+        version: Version,
+        /// The cap in force.
+        cap: Version,
+    },
     /// The request cannot be sent to this target (a call with fanout, say).
     #[error("invalid target: {reason}")]
     InvalidTarget {

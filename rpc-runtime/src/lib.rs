@@ -39,6 +39,7 @@ mod server;
 pub mod service;
 mod target;
 pub mod transport;
+pub mod upgrade;
 mod version;
 
 pub use crate::client::{CallOptions, Client, DEFAULT_TIMEOUT};

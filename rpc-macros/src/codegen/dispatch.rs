@@ -20,6 +20,10 @@ pub(super) fn endpoint_impl(endpoint: &Endpoint) -> TokenStream {
     let arms = endpoint.methods.iter().map(arm);
     let task_descriptors = endpoint.periodic_tasks.iter().map(task_descriptor);
     let run_periodic = run_periodic_task(endpoint);
+    let aliases = endpoint.aliases.iter().map(|(name, v)| {
+        let v = version(v.value);
+        quote!((#name, #v))
+    });
     quote! {
         #[automatically_derived]
         impl #rt::Endpoint for #self_ty {
@@ -27,7 +31,8 @@ pub(super) fn endpoint_impl(endpoint: &Endpoint) -> TokenStream {
                 static __RPC_DESCRIPTOR: #rt::EndpointDescriptor = #rt::EndpointDescriptor::new(
                     #name, #topic, #namespace, #endpoint_version, &[#(#descriptors),*],
                 )
-                .with_periodic_tasks(&[#(#task_descriptors),*]);
+                .with_periodic_tasks(&[#(#task_descriptors),*])
+                .with_aliases(&[#(#aliases),*]);
                 &__RPC_DESCRIPTOR
             }
 
