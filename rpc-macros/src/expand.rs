@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::errors::Errors;
-use crate::{codegen, model, parse, validate};
+use crate::{codegen, lock, model, parse, validate};
 
 /// Expands `#[rpc_endpoint(attr)] item`.
 pub(crate) fn rpc_endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -23,18 +23,20 @@ pub(crate) fn rpc_endpoint(attr: TokenStream, item: TokenStream) -> TokenStream 
         }
     };
     let endpoint = model::lower(args, &parsed, &mut errors);
+    let mut tracked = TokenStream::new();
     if let Some(endpoint) = &endpoint {
         validate::validate(endpoint, &mut errors);
+        tracked = lock::check(endpoint, &mut errors);
     }
     let impl_block = &parsed.item;
     let output = match (errors.finish(), endpoint) {
         (Ok(()), Some(endpoint)) => {
             let generated = codegen::generate(&endpoint);
-            quote!(#impl_block #generated)
+            quote!(#impl_block #generated #tracked)
         }
         (Err(error), _) => {
             let error = error.to_compile_error();
-            quote!(#error #impl_block)
+            quote!(#error #impl_block #tracked)
         }
         (Ok(()), None) => quote!(#impl_block),
     };

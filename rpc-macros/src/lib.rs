@@ -3,11 +3,13 @@
 //! Use it as `rpc_runtime::rpc_endpoint`, where the grammar, the generated items and the compile
 //! errors are documented. This crate is parse → model → validate → codegen: `parse` reads syntax,
 //! `model` lowers it to owned values with spans, `validate` applies every rule and reports every
-//! mistake at once, and `codegen` (which cannot fail) writes the dispatch table and typed client.
+//! mistake at once, `lock` holds released versions to `rpc-api.lock`, and `codegen` (which cannot
+//! fail) writes the dispatch table and typed client.
 
 mod codegen;
 mod errors;
 mod expand;
+mod lock;
 mod model;
 mod parse;
 mod validate;

@@ -60,7 +60,7 @@ pub use crate::transport::{AmqpOptions, AmqpTransport};
 pub use crate::transport::{
     BoxFuture, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect, connect_url,
 };
-pub use crate::version::{ParseVersionError, Version, can_send_version};
+pub use crate::version::{ParseVersionError, Version, VersionMarker, can_send_version};
 
 #[doc = include_str!("docs/rpc_endpoint.md")]
 pub use rpc_macros::rpc_endpoint;

@@ -387,6 +387,16 @@ pub fn no_such_method(method: &str) -> RemoteError {
     RemoteError::no_such_method(method)
 }
 
+/// Implemented by the version markers that have a method: `Cap: Has<select_since_4_2>` is what a
+/// capped client's method requires. Lives here (not in generated code) so its diagnostic works
+/// in `#![no_implicit_prelude]` crates too.
+#[diagnostic::on_unimplemented(
+    message = "`{M}`: this method needs a newer RPC API than the client's cap, {Self}",
+    label = "not in the API at the client's cap",
+    note = "raise the cap with `.capped::<…_versions::V…>()` to the version in the method's name, or call it from a client that may send that version"
+)]
+pub trait Has<M> {}
+
 /// A periodic task's error, kept for the log line (its `Display`).
 pub fn periodic_failed<E: std::fmt::Display>(error: &E) -> crate::endpoint::PeriodicTaskError {
     crate::endpoint::PeriodicTaskError::Failed(error.to_string())

@@ -80,6 +80,14 @@ impl Version {
     }
 }
 
+/// A version of one API as a type: `#[rpc_endpoint]` generates one marker per version the API has
+/// (`scheduler_versions::V4_1`), and a typed client capped at a marker
+/// (`SchedulerClient<scheduler_versions::V4_1>`) has only the methods that exist at that version.
+pub trait VersionMarker: Send + Sync + 'static {
+    /// The version this marker stands for.
+    const VERSION: Version;
+}
+
 /// Tells whether a message at `version` may be sent under `cap` (oslo's `can_send_version`).
 ///
 /// With no cap, everything may be sent.

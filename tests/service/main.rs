@@ -41,7 +41,27 @@ impl Recorder {
     }
 }
 
+/// The 0.x API of the recorder, kept for old callers: it forwards to the current manager.
+struct RecorderV0Proxy {
+    manager: Arc<Recorder>,
+}
+
+#[rpc_endpoint(topic = "recorder", version = "0.5")]
+impl RecorderV0Proxy {
+    /// 0.x called it `hostname`.
+    #[rpc]
+    async fn hostname(&self, ctx: &Context) -> String {
+        format!("v0:{}", self.manager.whoami(ctx).await)
+    }
+}
+
 impl Manager for Recorder {
+    fn compat_endpoints(self: &Arc<Self>) -> Vec<Arc<dyn rpc_runtime::Endpoint>> {
+        vec![Arc::new(RecorderV0Proxy {
+            manager: Arc::clone(self),
+        })]
+    }
+
     async fn init_host(&self) -> Result<(), HookError> {
         self.events.lock().unwrap().push("init_host".into());
         Ok(())
@@ -154,6 +174,12 @@ async fn start_runs_the_steps_in_order_and_stop_undoes_them() {
         .await
         .unwrap();
     assert_eq!(port, Value::Null);
+    // The 0.x shim is served beside the manager, for old callers.
+    let old = RecorderV0ProxyClient::from_client(Client::new(
+        Arc::clone(service.transport().unwrap()),
+        RecorderV0ProxyClient::target().with_server("node1"),
+    ));
+    assert_eq!(old.hostname(&Context::new()).await.unwrap(), "v0:node1");
     // The periodic task ran at once (run_immediately, no fuzzy delay).
     started.ticks.recv().await.unwrap();
 

@@ -6,11 +6,13 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::{private, rt, version};
-use crate::model::{Endpoint, Kind, Method, Output};
+use crate::model::{Endpoint, Kind, Method, Output, Version};
 
 pub(super) fn typed_client(endpoint: &Endpoint) -> TokenStream {
     let rt = rt();
     let client = format_ident!("{}Client", endpoint.name);
+    let versions = versions_module(endpoint);
+    let current = marker(endpoint.version.value);
     let topic = &endpoint.topic;
     let endpoint_version = version(endpoint.version.value);
     let namespace = endpoint
@@ -18,19 +20,44 @@ pub(super) fn typed_client(endpoint: &Endpoint) -> TokenStream {
         .as_ref()
         .map(|ns| quote!(.with_namespace(#ns)));
     let doc = format!(
-        "Typed client for `{}`, RPC API {} on topic `{}`.",
-        endpoint.name, endpoint.version.value, endpoint.topic
+        "Typed client for `{}`, RPC API {} on topic `{}`.\n\n`Cap` is the newest version it may \
+         send (default: the API's own); the markers are in `{}`, and \
+         [`capped`](Self::capped) lowers the cap.",
+        endpoint.name, endpoint.version.value, endpoint.topic, versions.name,
     );
-    let methods = endpoint.methods.iter().map(method);
+    let methods = endpoint.methods.iter().map(|m| method(endpoint, m));
+    let markers = &versions.name;
+    let versions_items = &versions.items;
     quote! {
+        #versions_items
+
         #[doc = #doc]
-        #[derive(::core::fmt::Debug, ::core::clone::Clone)]
-        pub struct #client {
+        pub struct #client<Cap = #markers::#current> {
             __rpc_client: #rt::Client,
+            __rpc_cap: ::core::marker::PhantomData<fn() -> Cap>,
         }
 
         #[automatically_derived]
-        #[allow(dead_code, clippy::too_many_arguments, clippy::used_underscore_binding)]
+        impl<Cap> ::core::fmt::Debug for #client<Cap> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#client))
+                    .field("client", &self.__rpc_client)
+                    .finish()
+            }
+        }
+
+        #[automatically_derived]
+        impl<Cap> ::core::clone::Clone for #client<Cap> {
+            fn clone(&self) -> Self {
+                Self {
+                    __rpc_client: ::core::clone::Clone::clone(&self.__rpc_client),
+                    __rpc_cap: ::core::marker::PhantomData,
+                }
+            }
+        }
+
+        #[automatically_derived]
+        #[allow(dead_code)]
         impl #client {
             /// The topic the endpoint is served on.
             pub const TOPIC: &'static str = #topic;
@@ -38,7 +65,7 @@ pub(super) fn typed_client(endpoint: &Endpoint) -> TokenStream {
             /// The newest version of the RPC API.
             pub const VERSION: #rt::Version = #endpoint_version;
 
-            /// A client for the endpoint's topic over `transport`.
+            /// A client for the endpoint's topic over `transport`, at the API's own version.
             pub fn new(transport: ::std::sync::Arc<dyn #rt::Transport>) -> Self {
                 Self::from_client(#rt::Client::new(transport, Self::target()))
             }
@@ -50,19 +77,46 @@ pub(super) fn typed_client(endpoint: &Endpoint) -> TokenStream {
 
             /// Wraps a client already pointed at the endpoint's target.
             pub fn from_client(client: #rt::Client) -> Self {
-                Self { __rpc_client: client }
+                Self {
+                    __rpc_client: client,
+                    __rpc_cap: ::core::marker::PhantomData,
+                }
             }
+        }
 
+        #[automatically_derived]
+        #[allow(dead_code, clippy::too_many_arguments, clippy::used_underscore_binding)]
+        impl<Cap: #rt::VersionMarker> #client<Cap> {
             /// The untyped client underneath.
             pub fn client(&self) -> &#rt::Client {
                 &self.__rpc_client
             }
 
-            /// A copy with overrides: one server, a timeout, fanout for casts. Each method still
-            /// sends the lowest version that has what it was given.
+            /// A copy with overrides: one server, a timeout, a run-time cap, fanout for casts.
+            /// Each method still sends the lowest version that has what it was given.
             #[must_use]
             pub fn prepare(&self, options: #rt::CallOptions) -> Self {
-                Self::from_client(self.__rpc_client.prepare(options))
+                Self {
+                    __rpc_client: self.__rpc_client.prepare(options),
+                    __rpc_cap: ::core::marker::PhantomData,
+                }
+            }
+
+            /// The same client capped at version `C`: only the methods that exist at `C` compile,
+            /// and a newer argument given at run time fails with `CannotSendVersion`. A lower
+            /// run-time cap already set is kept.
+            #[must_use]
+            pub fn capped<C: #rt::VersionMarker>(&self) -> #client<C> {
+                let cap = match self.__rpc_client.version_cap() {
+                    ::core::option::Option::Some(cap) if cap < C::VERSION => cap,
+                    _ => C::VERSION,
+                };
+                #client {
+                    __rpc_client: self
+                        .__rpc_client
+                        .prepare(#rt::CallOptions::new().version_cap(cap)),
+                    __rpc_cap: ::core::marker::PhantomData,
+                }
             }
 
             #(#methods)*
@@ -70,7 +124,100 @@ pub(super) fn typed_client(endpoint: &Endpoint) -> TokenStream {
     }
 }
 
-fn method(method: &Method) -> TokenStream {
+/// The version markers module of an endpoint and the traits that say which methods each has.
+struct Versions {
+    name: Ident,
+    items: TokenStream,
+}
+
+fn versions_module(endpoint: &Endpoint) -> Versions {
+    let rt = rt();
+    let name = format_ident!("{}_versions", snake_case(&endpoint.name.to_string()));
+    let current = endpoint.version.value;
+    let all: Vec<Version> = (0..=current.minor)
+        .map(|minor| Version {
+            major: current.major,
+            minor,
+        })
+        .collect();
+    let markers = all.iter().map(|v| {
+        let ident = marker(*v);
+        let value = version(*v);
+        let doc = format!("RPC API {v} of `{}`.", endpoint.name);
+        quote! {
+            #[doc = #doc]
+            #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy)]
+            pub struct #ident;
+
+            impl #rt::VersionMarker for #ident {
+                const VERSION: #rt::Version = #value;
+            }
+        }
+    });
+    let p = private();
+    let has = endpoint.methods.iter().map(|method| {
+        let method_marker = has_marker(method);
+        let since = method.since.value;
+        let doc = format!(
+            "The method `{}`, in the API since {since}: the versions that have it implement `Has` of it.",
+            method.wire_name
+        );
+        let impls = all.iter().filter(|v| **v >= since).map(|v| {
+            let ident = marker(*v);
+            quote!(impl #p::Has<#method_marker> for #ident {})
+        });
+        quote! {
+            #[doc = #doc]
+            #[derive(::core::fmt::Debug)]
+            pub struct #method_marker;
+            #(#impls)*
+        }
+    });
+    let doc = format!(
+        "Version markers of `{}`'s RPC API, one per version, for `{}Client<Cap>`.",
+        endpoint.name, endpoint.name
+    );
+    let items = quote! {
+        #[doc = #doc]
+        #[allow(non_camel_case_types)]
+        pub mod #name {
+            #(#markers)*
+            #(#has)*
+        }
+    };
+    Versions { name, items }
+}
+
+/// `V4_2`.
+fn marker(v: Version) -> Ident {
+    format_ident!("V{}_{}", v.major, v.minor)
+}
+
+/// `select_destinations_since_4_2`: the method as a type, for `Has`.
+fn has_marker(method: &Method) -> Ident {
+    let since = method.since.value;
+    format_ident!("{}_since_{}_{}", method.wire_name, since.major, since.minor)
+}
+
+/// `SchedulerManager` → `scheduler_manager`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn method(endpoint: &Endpoint, method: &Method) -> TokenStream {
+    let versions = format_ident!("{}_versions", snake_case(&endpoint.name.to_string()));
+    let has = has_marker(method);
     let rt = rt();
     let p = private();
     let ident = &method.ident;
@@ -134,7 +281,10 @@ fn method(method: &Method) -> TokenStream {
     );
     quote! {
         #[doc = #doc]
-        pub async fn #ident(&self, #ctx: &#rt::Context, #(#params),*) -> #ret {
+        pub async fn #ident(&self, #ctx: &#rt::Context, #(#params),*) -> #ret
+        where
+            Cap: #p::Has<#versions::#has>,
+        {
             let mut __rpc_call = #p::Call::new(#wire_name, #since);
             #(#pushes)*
             #send

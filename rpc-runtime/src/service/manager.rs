@@ -1,6 +1,7 @@
 //! [`Manager`]: what a service runs, with the lifecycle hooks it may override.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use crate::endpoint::Endpoint;
 use crate::registry::ServiceRecord;
@@ -33,6 +34,14 @@ pub trait Manager: Endpoint {
     /// Runs once the RPC server consumes.
     fn post_start_hook(&self) -> impl Future<Output = Result<(), HookError>> + Send {
         async { Ok(()) }
+    }
+
+    /// Endpoints for older major versions of this manager's API, served beside it (nova's
+    /// `_SchedulerManagerV3Proxy`): usually a `#[rpc_endpoint]` at the old version holding the
+    /// manager and forwarding each call with whatever conversion it needs. The dispatcher picks the
+    /// endpoint whose major matches the request. Default: none.
+    fn compat_endpoints(self: &Arc<Self>) -> Vec<Arc<dyn Endpoint>> {
+        Vec::new()
     }
 
     /// Runs last when the service stops (nova: `cleanup_host`).

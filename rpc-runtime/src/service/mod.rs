@@ -284,7 +284,8 @@ impl<M: Manager> Service<M> {
 
     /// Starts the service, in nova's order, each step logged: version banner, config check,
     /// `init_host`, registry get-or-create, `pre_start_hook`, RPC server (manager, base API, other
-    /// endpoints), `post_start_hook`, service group join, periodic tasks.
+    /// endpoints: the manager's compatibility shims, then the builder's), `post_start_hook`, service
+    /// group join, periodic tasks.
     ///
     /// # Errors
     ///
@@ -356,6 +357,7 @@ impl<M: Manager> Service<M> {
             Arc::clone(&self.manager) as Arc<dyn Endpoint>,
             Arc::new(base_api::BaseApi::new(&self.binary)),
         ];
+        endpoints.extend(self.manager.compat_endpoints());
         endpoints.extend(self.endpoints.iter().cloned());
         let server = RpcServer::start(
             transport,

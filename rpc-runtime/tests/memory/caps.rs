@@ -109,6 +109,38 @@ async fn a_cap_sends_what_it_can_and_refuses_the_rest() {
 }
 
 #[tokio::test]
+async fn a_client_capped_by_type_has_the_cap_at_run_time_too() {
+    let broker = MemoryBroker::new();
+    let server = RpcServer::start(
+        Arc::new(broker.transport()),
+        SchedulerClient::target(),
+        vec![Arc::new(Scheduler)],
+        ServerConfig::default(),
+    )
+    .await
+    .expect("serve");
+    let ctx = Context::new();
+    let client = SchedulerClient::new(Arc::new(broker.transport()));
+    let at_4_1: SchedulerClient<scheduler_versions::V4_1> = client.capped();
+    assert_eq!(at_4_1.client().version_cap(), Some(Version::new(4, 1)));
+    assert_eq!(at_4_1.select(&ctx, 2, None).await.expect("4.0"), 2);
+    at_4_1.update(&ctx, "h".into()).await.expect("4.1");
+    // `select` exists at 4.1, its `uuids` argument only at 4.2: refused at run time.
+    refused(
+        at_4_1.select(&ctx, 2, Some(vec!["u".into()])).await,
+        "select",
+        Version::new(4, 2),
+        Version::new(4, 1),
+    );
+    // Capping never raises a lower run-time cap.
+    let lower = client
+        .prepare(CallOptions::new().version_cap(Version::new(4, 0)))
+        .capped::<scheduler_versions::V4_1>();
+    assert_eq!(lower.client().version_cap(), Some(Version::new(4, 0)));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_refused_call_is_never_sent() {
     // Nobody serves: a call that were sent would time out; a refused one fails at once.
     let client = SchedulerClient::new(Arc::new(MemoryBroker::new().transport())).prepare(
