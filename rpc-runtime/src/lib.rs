@@ -32,6 +32,7 @@ mod dispatch;
 mod endpoint;
 pub mod envelope;
 mod error;
+pub mod launcher;
 mod periodic;
 mod private;
 pub mod registry;

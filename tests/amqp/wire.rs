@@ -41,6 +41,19 @@ async fn server_declares_oslo_topology() {
         fanout.contains("x-expires") && fanout.contains("1800000"),
         "{fanout}"
     );
+    // A call declares the client's reply queue, consumed once (its first call races the
+    // transport's first restore; one consumer must come out of it).
+    served
+        .client()
+        .echo(&Context::new(), json!(1))
+        .await
+        .unwrap();
+    let queues = vhost.queues(&["name", "consumers"]);
+    let reply = queues
+        .iter()
+        .find(|line| line.starts_with("reply_"))
+        .unwrap_or_else(|| panic!("no reply queue in {queues:?}"));
+    assert!(reply.ends_with("\t1"), "{reply}");
     let exchanges = vhost.exchanges(&["name", "type", "durable", "auto_delete"]);
     assert!(
         exchanges

@@ -79,6 +79,15 @@ pub enum ServiceError {
     AlreadyStarted,
 }
 
+/// How a stop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// Every request in flight finished and answered.
+    Graceful,
+    /// Requests were still running after `graceful_shutdown_timeout`; they were abandoned.
+    TimedOut,
+}
+
 /// Fills a [`Service`] from configuration; every setter overrides what configuration says.
 #[must_use]
 pub struct ServiceBuilder {
@@ -416,9 +425,9 @@ impl<M: Manager> Service<M> {
     /// Stops the service, undoing `start` in reverse: periodic tasks, the service group, the RPC
     /// server (requests in flight finish, up to `graceful_shutdown_timeout`), then `cleanup_host`.
     /// The registry row stays, as in nova. Does nothing when the service is not running.
-    pub async fn stop(&mut self) {
+    pub async fn stop(&mut self) -> StopOutcome {
         let Some(running) = self.running.take() else {
-            return;
+            return StopOutcome::Graceful;
         };
         let _ = running.stop.send(true);
         if let Some(periodic) = running.periodic {
@@ -428,16 +437,19 @@ impl<M: Manager> Service<M> {
         let _ = running.heartbeat.await;
         tracing::info!("left the service group");
         let grace = self.config.graceful_shutdown_timeout;
-        if tokio::time::timeout(grace, running.server.stop())
+        let outcome = if tokio::time::timeout(grace, running.server.stop())
             .await
             .is_err()
         {
-            tracing::warn!(timeout = ?grace, "requests still running after graceful_shutdown_timeout; stopped anyway");
+            tracing::warn!(timeout = ?grace, "requests still running after graceful_shutdown_timeout; they are abandoned");
+            StopOutcome::TimedOut
         } else {
             tracing::info!("RPC server stopped");
-        }
+            StopOutcome::Graceful
+        };
         self.manager.cleanup_host().await;
         tracing::info!(binary = %self.binary, host = %self.host, "service stopped");
+        outcome
     }
 
     /// nova's checks before anything starts.

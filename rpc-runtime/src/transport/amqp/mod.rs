@@ -238,10 +238,14 @@ impl Inner {
     async fn restore(self: &Arc<Self>, session: &Arc<Session>) -> Result<(), TransportError> {
         if self.reply_in_use.load(Ordering::SeqCst) {
             let mut ready = self.reply_ready.lock().await;
-            self.consume_replies(session).await?;
-            *ready = session.generation;
-            self.reply_generation
-                .store(session.generation, Ordering::Release);
+            // A first call may have consumed on this session already (it races the supervisor's
+            // first restore): one consumer per session.
+            if *ready != session.generation {
+                self.consume_replies(session).await?;
+                *ready = session.generation;
+                self.reply_generation
+                    .store(session.generation, Ordering::Release);
+            }
         }
         let listeners: Vec<Arc<ListenerSpec>> = {
             let mut registered = lock(&self.listeners);

@@ -1,0 +1,355 @@
+//! The launcher with real processes (`fixtures/launched.rs`) on RabbitMQ: sd_notify readiness,
+//! SIGTERM under load, workers replaced after SIGKILL, SIGHUP reloading the configuration, a second
+//! `serve` refused, a failing start reported.
+
+// Helpers outside `#[test]` fns report by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use rpc_integration_tests::{Vhost, unique_name};
+use rpc_runtime::{CallOptions, Client, Context, RpcError, Target};
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_launched");
+
+/// A vhost of the test's own with the topic queue declared, a scratch directory, and the URL.
+async fn on_rabbit(name: &str) -> Option<(Vhost, PathBuf, String)> {
+    let vhost = Vhost::create(name)?;
+    declare_topic_queue(&vhost).await;
+    let url = vhost.url("");
+    Some((vhost, scratch(name), url))
+}
+
+/// A scratch directory of the test's own.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name(name));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The topic queue exists before any server, so calls wait in it until a server consumes: the
+/// tests wait on replies, never on sleeps.
+async fn declare_topic_queue(vhost: &Vhost) {
+    let connection = vhost.raw_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            "launched".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "declared".into()).await;
+}
+
+struct Fixture {
+    child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+    log: PathBuf,
+}
+
+impl Fixture {
+    fn spawn(args: &[&str], notify: Option<&PathBuf>, dir: &std::path::Path) -> Self {
+        let log = dir.join(format!("{}.log", unique_name("fixture")));
+        let mut command = Command::new(FIXTURE);
+        command
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(socket) = notify {
+            command.env("NOTIFY_SOCKET", socket);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().map(BufReader::new);
+        Self { child, stdout, log }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn exit_code(&mut self) -> Option<i32> {
+        self.child.wait().unwrap().code()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (off the runtime) for the process to exit: its exit code, and the fixture for its log.
+async fn exited(mut fixture: Fixture) -> (Option<i32>, Fixture) {
+    tokio::task::spawn_blocking(move || (fixture.exit_code(), fixture))
+        .await
+        .unwrap()
+}
+
+/// SIGTERM, then asserts a clean exit (0).
+async fn stop_cleanly(fixture: Fixture) {
+    fixture.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, fixture) = exited(fixture).await;
+    assert_eq!(code, Some(0), "{}", fixture.log());
+}
+
+async fn client(vhost: &Vhost, timeout: Duration) -> Client {
+    let transport = rpc_runtime::connect(&vhost.url("")).await.unwrap();
+    Client::new(transport, Target::new("launched")).prepare(CallOptions::new().timeout(timeout))
+}
+
+async fn whoami(client: &Client) -> Result<(u32, String), RpcError> {
+    client
+        .call(&Context::new(), "whoami", &serde_json::json!({}))
+        .await
+}
+
+/// Receives one notify datagram.
+async fn notified(socket: &Arc<UnixDatagram>) -> String {
+    let socket = Arc::clone(socket);
+    tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+fn notify_socket(dir: &std::path::Path) -> (PathBuf, Arc<UnixDatagram>) {
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    (path, Arc::new(socket))
+}
+
+#[tokio::test]
+async fn sigterm_under_load_answers_every_accepted_call_and_loses_none() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-term").await else {
+        return;
+    };
+    let (socket_path, socket) = notify_socket(&dir);
+    let args = [
+        "--transport-url",
+        &url,
+        "--database-connection",
+        "sqlite::memory:",
+    ];
+    let mut server = Fixture::spawn(&args, Some(&socket_path), &dir);
+    assert_eq!(notified(&socket).await, "READY=1", "{}", server.log());
+
+    // 200 slow calls; the server runs 64 at once (executor_thread_pool_size).
+    let client = client(&vhost, Duration::from_secs(60)).await;
+    let calls: Vec<_> = (0..200_i64)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let args = serde_json::json!({"ms": 1000, "value": i});
+                client.call::<i64>(&Context::new(), "slow", &args).await
+            })
+        })
+        .collect();
+    // Signal once 64 calls run.
+    let mut stdout = server.stdout.take().unwrap();
+    let started = tokio::task::spawn_blocking(move || {
+        let mut started = BTreeSet::new();
+        let mut line = String::new();
+        while started.len() < 64 {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the server exited early"
+            );
+            started.insert(line.trim().to_owned());
+        }
+        (started, stdout)
+    })
+    .await
+    .unwrap();
+    let (mut started, mut stdout) = started;
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, server) = exited(server).await;
+    assert_eq!(code, Some(0), "{}", server.log());
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        started.insert(line.trim().to_owned());
+        line.clear();
+    }
+    assert_eq!(notified(&socket).await, "STOPPING=1");
+    assert!(started.len() >= 64, "{}", started.len());
+
+    // What was not accepted is still queued: a new server answers it. Nothing is lost.
+    let args = [
+        "--transport-url",
+        &url,
+        "--database-connection",
+        "sqlite::memory:",
+    ];
+    let successor = Fixture::spawn(&args, None, &dir);
+    let mut answered = BTreeSet::new();
+    for call in calls {
+        answered.insert(call.await.unwrap().unwrap());
+    }
+    assert_eq!(answered, (0..200).collect::<BTreeSet<i64>>());
+    stop_cleanly(successor).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_killed_worker_is_replaced_and_serves() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-workers").await else {
+        return;
+    };
+    let args = [
+        "--transport-url",
+        &url,
+        "--database-connection",
+        "sqlite::memory:",
+        "--workers",
+        "3",
+    ];
+    let parent = Fixture::spawn(&args, None, &dir);
+    let client = client(&vhost, Duration::from_secs(5)).await;
+    // The queue hands calls to its consumers in turn: three workers show up quickly.
+    let mut workers = BTreeSet::new();
+    for _ in 0..100 {
+        if let Ok((pid, _)) = whoami(&client).await {
+            workers.insert(pid);
+        }
+        if workers.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(workers.len(), 3, "{}", parent.log());
+    assert!(
+        !workers.contains(&parent.child.id()),
+        "the parent never serves"
+    );
+
+    let victim = *workers.iter().next().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(victim).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // A call the dead worker had taken times out; the others are answered, by a new worker too
+    // once it consumes (calls are quick: bounded by time, not by count).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut replacement = None;
+    while replacement.is_none() && tokio::time::Instant::now() < deadline {
+        if let Ok((pid, _)) = whoami(&client).await
+            && !workers.contains(&pid)
+        {
+            replacement = Some(pid);
+        }
+    }
+    assert!(replacement.is_some(), "no new worker: {}", parent.log());
+
+    stop_cleanly(parent).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_configuration() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-hup").await else {
+        return;
+    };
+    let conf = dir.join("launched.conf");
+    std::fs::write(&conf, "[DEFAULT]\nhost = before\n").unwrap();
+    let conf_arg = conf.display().to_string();
+    let args = [
+        "--transport-url",
+        &url,
+        "--database-connection",
+        "sqlite::memory:",
+        "--config-file",
+        &conf_arg,
+    ];
+    let server = Fixture::spawn(&args, None, &dir);
+    let client = client(&vhost, Duration::from_secs(30)).await;
+    let (pid, host) = whoami(&client).await.unwrap();
+    assert_eq!(host, "before");
+
+    std::fs::write(&conf, "[DEFAULT]\nhost = after\n").unwrap();
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let mut seen = host;
+    for _ in 0..50 {
+        let (now_pid, host) = whoami(&client).await.unwrap();
+        assert_eq!(now_pid, pid, "a daemon reloads in place");
+        seen = host;
+        if seen == "after" {
+            break;
+        }
+    }
+    assert_eq!(seen, "after", "{}", server.log());
+
+    stop_cleanly(server).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn serve_twice_in_one_process_is_an_error() {
+    let dir = scratch("twice");
+    let (socket_path, socket) = notify_socket(&dir);
+    let transport = format!("memory://{}", unique_name("twice"));
+    let args = [
+        "--transport-url",
+        &transport,
+        "--database-connection",
+        "sqlite::memory:",
+        "--serve-twice",
+    ];
+    let server = Fixture::spawn(&args, Some(&socket_path), &dir);
+    assert_eq!(notified(&socket).await, "READY=1");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, server) = exited(server).await;
+    assert_eq!(code, Some(0));
+    assert!(
+        server
+            .log()
+            .contains("second serve: a launcher already runs in this process"),
+        "{}",
+        server.log()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_service_that_fails_to_start_stops_the_launcher() {
+    let dir = scratch("fails");
+    let transport = format!("memory://{}", unique_name("fails"));
+    let args = [
+        "--transport-url",
+        &transport,
+        "--database-connection",
+        "sqlite::memory:",
+        "--set",
+        "DEFAULT.launched_manager=nova.launched.OtherManager",
+    ];
+    let server = Fixture::spawn(&args, None, &dir);
+    let (code, server) = exited(server).await;
+    assert_eq!(code, Some(1));
+    let log = server.log();
+    assert!(log.contains("failed to start"), "{log}");
+    assert!(log.contains("OtherManager"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
