@@ -353,3 +353,69 @@ async fn a_service_that_fails_to_start_stops_the_launcher() {
     assert!(log.contains("OtherManager"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn work_past_the_graceful_timeout_is_abandoned_and_the_exit_code_says_so() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-grace").await else {
+        return;
+    };
+    let args = [
+        "--transport-url",
+        &url,
+        "--database-connection",
+        "sqlite::memory:",
+        "--set",
+        "DEFAULT.graceful_shutdown_timeout=1",
+    ];
+    let mut server = Fixture::spawn(&args, None, &dir);
+    let client = client(&vhost, Duration::from_secs(30)).await;
+    let call = tokio::spawn(async move {
+        let args = serde_json::json!({"ms": 600_000, "value": 7});
+        client.call::<i64>(&Context::new(), "slow", &args).await
+    });
+    let mut stdout = server.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert_eq!(line.trim(), "started 7");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let (code, server) = exited(server).await;
+    assert_eq!(code, Some(2), "{}", server.log());
+    assert!(server.log().contains("abandoned"), "{}", server.log());
+    call.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn several_services_in_one_process_serve_and_stop_together() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-several").await else {
+        return;
+    };
+    let args = [
+        "--transport-url",
+        &url,
+        "--database-connection",
+        "sqlite::memory:",
+        "--second-topic",
+        "launched_second",
+    ];
+    let (socket_path, socket) = notify_socket(&dir);
+    let server = Fixture::spawn(&args, Some(&socket_path), &dir);
+    assert_eq!(notified(&socket).await, "READY=1", "{}", server.log());
+    let first = whoami(&client(&vhost, Duration::from_secs(30)).await)
+        .await
+        .unwrap();
+    let transport = rpc_runtime::connect(&url).await.unwrap();
+    let second: (u32, String) = Client::new(transport, Target::new("launched_second"))
+        .call(&Context::new(), "whoami", &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(first.0, second.0, "one process");
+    assert!(second.1.starts_with("second@"), "{second:?}");
+    stop_cleanly(server).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
