@@ -100,7 +100,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Block>, String> {
             let (endpoint, version) = header
                 .split_once(' ')
                 .ok_or_else(|| format!("line {}: expected `[Endpoint X.Y]`", index + 1))?;
-            let version = parse_version(version.trim())
+            let version = Version::parse_str(version.trim())
                 .ok_or_else(|| format!("line {}: bad version `{version}`", index + 1))?;
             blocks.push(Block {
                 endpoint: endpoint.to_owned(),
@@ -118,14 +118,6 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Block>, String> {
         block.methods.sort();
     }
     Ok(blocks)
-}
-
-fn parse_version(text: &str) -> Option<Version> {
-    let (major, minor) = text.split_once('.')?;
-    Some(Version {
-        major: major.parse().ok()?,
-        minor: minor.parse().ok()?,
-    })
 }
 
 /// How the code differs from a recorded version, in words; `None` when it does not.

@@ -20,24 +20,28 @@ pub(crate) struct Version {
 }
 
 impl Version {
+    /// `major.minor`, digits only.
+    pub(crate) fn parse_str(text: &str) -> Option<Self> {
+        let (major, minor) = text.split_once('.')?;
+        let number = |part: &str| -> Option<u64> {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        Some(Self {
+            major: number(major)?,
+            minor: number(minor)?,
+        })
+    }
+
     fn parse(lit: &LitStr) -> syn::Result<Self> {
         let text = lit.value();
-        let error = || {
+        Self::parse_str(&text).ok_or_else(|| {
             syn::Error::new(
                 lit.span(),
                 format!("invalid version `{text}`: expected `major.minor`, for example \"4.2\""),
             )
-        };
-        let (major, minor) = text.split_once('.').ok_or_else(error)?;
-        let number = |part: &str| -> syn::Result<u64> {
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(error());
-            }
-            part.parse().map_err(|_| error())
-        };
-        Ok(Self {
-            major: number(major)?,
-            minor: number(minor)?,
         })
     }
 }
@@ -246,7 +250,7 @@ fn lower_aliases(lit: &LitStr, errors: &mut Errors) -> Vec<(String, Spanned<Vers
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-            let version = Version::parse(&LitStr::new(version.trim(), lit.span())).ok()?;
+            let version = Version::parse_str(version.trim())?;
             valid_name.then(|| (name.to_ascii_lowercase(), version))
         });
         match parsed {

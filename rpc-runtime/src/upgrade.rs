@@ -8,7 +8,7 @@
 
 use crate::config::{Config, UpgradeLevel};
 use crate::endpoint::EndpointDescriptor;
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Registry, RegistryError, oldest_live_version};
 use crate::version::Version;
 
 /// Why a cap could not be resolved.
@@ -71,17 +71,12 @@ pub async fn version_cap(
                 topic: topic.to_owned(),
             })?;
             let services = registry.list(None).await?;
-            let live: Vec<Version> = services
-                .iter()
-                .filter(|s| s.topic == topic && s.is_up(config.service_down_time))
-                .filter_map(|s| s.version)
-                .collect();
-            let oldest = live.iter().min().copied();
+            let of_topic = services.iter().filter(|s| s.topic == topic);
+            let oldest = oldest_live_version(of_topic, config.service_down_time);
             match oldest {
                 Some(version) => tracing::info!(
                     topic,
                     cap = %version,
-                    live = live.len(),
                     "upgrade_levels = auto: capped at the oldest live service's version"
                 ),
                 None => tracing::info!(

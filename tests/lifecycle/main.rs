@@ -28,6 +28,18 @@ async fn on_rabbit(name: &str) -> Option<(Vhost, PathBuf, String)> {
     Some((vhost, scratch(name), url))
 }
 
+/// The fixture's arguments: the transport, an in-memory registry, then `extra`.
+fn fixture_args(url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--transport-url".to_owned(),
+        url.to_owned(),
+        "--database-connection".to_owned(),
+        "sqlite::memory:".to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
+}
+
 /// A scratch directory of the test's own.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name(name));
@@ -58,7 +70,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn spawn(args: &[&str], notify: Option<&PathBuf>, dir: &std::path::Path) -> Self {
+    fn spawn(args: &[String], notify: Option<&PathBuf>, dir: &std::path::Path) -> Self {
         let log = dir.join(format!("{}.log", unique_name("fixture")));
         let mut command = Command::new(FIXTURE);
         command
@@ -148,12 +160,7 @@ async fn sigterm_under_load_answers_every_accepted_call_and_loses_none() {
         return;
     };
     let (socket_path, socket) = notify_socket(&dir);
-    let args = [
-        "--transport-url",
-        &url,
-        "--database-connection",
-        "sqlite::memory:",
-    ];
+    let args = fixture_args(&url, &[]);
     let mut server = Fixture::spawn(&args, Some(&socket_path), &dir);
     assert_eq!(notified(&socket).await, "READY=1", "{}", server.log());
 
@@ -198,12 +205,7 @@ async fn sigterm_under_load_answers_every_accepted_call_and_loses_none() {
     assert!(started.len() >= 64, "{}", started.len());
 
     // What was not accepted is still queued: a new server answers it. Nothing is lost.
-    let args = [
-        "--transport-url",
-        &url,
-        "--database-connection",
-        "sqlite::memory:",
-    ];
+    let args = fixture_args(&url, &[]);
     let successor = Fixture::spawn(&args, None, &dir);
     let mut answered = BTreeSet::new();
     for call in calls {
@@ -219,14 +221,7 @@ async fn a_killed_worker_is_replaced_and_serves() {
     let Some((vhost, dir, url)) = on_rabbit("lifecycle-workers").await else {
         return;
     };
-    let args = [
-        "--transport-url",
-        &url,
-        "--database-connection",
-        "sqlite::memory:",
-        "--workers",
-        "3",
-    ];
+    let args = fixture_args(&url, &["--workers", "3"]);
     let parent = Fixture::spawn(&args, None, &dir);
     let client = client(&vhost, Duration::from_secs(5)).await;
     // The queue hands calls to its consumers in turn: three workers show up quickly.
@@ -276,14 +271,7 @@ async fn sighup_reloads_the_configuration() {
     let conf = dir.join("launched.conf");
     std::fs::write(&conf, "[DEFAULT]\nhost = before\n").unwrap();
     let conf_arg = conf.display().to_string();
-    let args = [
-        "--transport-url",
-        &url,
-        "--database-connection",
-        "sqlite::memory:",
-        "--config-file",
-        &conf_arg,
-    ];
+    let args = fixture_args(&url, &["--config-file", &conf_arg]);
     let server = Fixture::spawn(&args, None, &dir);
     let client = client(&vhost, Duration::from_secs(30)).await;
     let (pid, host) = whoami(&client).await.unwrap();
@@ -311,13 +299,7 @@ async fn serve_twice_in_one_process_is_an_error() {
     let dir = scratch("twice");
     let (socket_path, socket) = notify_socket(&dir);
     let transport = format!("memory://{}", unique_name("twice"));
-    let args = [
-        "--transport-url",
-        &transport,
-        "--database-connection",
-        "sqlite::memory:",
-        "--serve-twice",
-    ];
+    let args = fixture_args(&transport, &["--serve-twice"]);
     let server = Fixture::spawn(&args, Some(&socket_path), &dir);
     assert_eq!(notified(&socket).await, "READY=1");
     server.signal(nix::sys::signal::Signal::SIGTERM);
@@ -337,14 +319,13 @@ async fn serve_twice_in_one_process_is_an_error() {
 async fn a_service_that_fails_to_start_stops_the_launcher() {
     let dir = scratch("fails");
     let transport = format!("memory://{}", unique_name("fails"));
-    let args = [
-        "--transport-url",
+    let args = fixture_args(
         &transport,
-        "--database-connection",
-        "sqlite::memory:",
-        "--set",
-        "DEFAULT.launched_manager=nova.launched.OtherManager",
-    ];
+        &[
+            "--set",
+            "DEFAULT.launched_manager=nova.launched.OtherManager",
+        ],
+    );
     let server = Fixture::spawn(&args, None, &dir);
     let (code, server) = exited(server).await;
     assert_eq!(code, Some(1));
@@ -359,14 +340,7 @@ async fn work_past_the_graceful_timeout_is_abandoned_and_the_exit_code_says_so()
     let Some((vhost, dir, url)) = on_rabbit("lifecycle-grace").await else {
         return;
     };
-    let args = [
-        "--transport-url",
-        &url,
-        "--database-connection",
-        "sqlite::memory:",
-        "--set",
-        "DEFAULT.graceful_shutdown_timeout=1",
-    ];
+    let args = fixture_args(&url, &["--set", "DEFAULT.graceful_shutdown_timeout=1"]);
     let mut server = Fixture::spawn(&args, None, &dir);
     let client = client(&vhost, Duration::from_secs(30)).await;
     let call = tokio::spawn(async move {
@@ -395,14 +369,7 @@ async fn several_services_in_one_process_serve_and_stop_together() {
     let Some((vhost, dir, url)) = on_rabbit("lifecycle-several").await else {
         return;
     };
-    let args = [
-        "--transport-url",
-        &url,
-        "--database-connection",
-        "sqlite::memory:",
-        "--second-topic",
-        "launched_second",
-    ];
+    let args = fixture_args(&url, &["--second-topic", "launched_second"]);
     let (socket_path, socket) = notify_socket(&dir);
     let server = Fixture::spawn(&args, Some(&socket_path), &dir);
     assert_eq!(notified(&socket).await, "READY=1", "{}", server.log());

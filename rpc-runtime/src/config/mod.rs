@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::registry::DatabaseUrl;
+use crate::transport::url::parse_bool;
 use crate::transport::{AMQP_OPTION_NAMES, TransportUrl};
 use crate::version::Version;
 
@@ -587,15 +588,6 @@ fn positive(
         Err(invalid("must be at least 1 second".into()))
     } else {
         Ok(value)
-    }
-}
-
-/// oslo.config's booleans.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 

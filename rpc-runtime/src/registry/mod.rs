@@ -251,15 +251,24 @@ pub trait Registry: Send + Sync + fmt::Debug + 'static {
         service_down_time: Duration,
     ) -> BoxFuture<'a, Result<Option<Version>, RegistryError>> {
         Box::pin(async move {
-            let now = Utc::now();
             let services = self.list(Some(binary)).await?;
-            Ok(services
-                .iter()
-                .filter(|s| s.is_up_at(now, service_down_time))
-                .filter_map(|s| s.version)
-                .min())
+            Ok(oldest_live_version(&services, service_down_time))
         })
     }
+}
+
+/// The oldest version among `services` that are up (heard of within `service_down_time`) and said
+/// their version.
+pub fn oldest_live_version<'a>(
+    services: impl IntoIterator<Item = &'a ServiceRecord>,
+    service_down_time: Duration,
+) -> Option<Version> {
+    let now = Utc::now();
+    services
+        .into_iter()
+        .filter(|s| s.is_up_at(now, service_down_time))
+        .filter_map(|s| s.version)
+        .min()
 }
 
 #[cfg(test)]

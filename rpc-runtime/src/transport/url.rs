@@ -319,6 +319,16 @@ pub(crate) fn percent_encode(text: &str) -> String {
     out
 }
 
+/// oslo.config's booleans (`true/false`, `1/0`, `yes/no`, `on/off`, any case), shared by URL
+/// options and configuration files.
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

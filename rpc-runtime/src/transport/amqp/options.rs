@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::TransportError;
+use crate::transport::url::parse_bool;
 use crate::transport::{AMQP_OPTION_NAMES as KNOWN, TransportUrl};
 
 /// How the RabbitMQ transport declares, publishes and consumes.
@@ -142,14 +143,6 @@ impl AmqpOptions {
     /// Whether topic queues and the control exchange are durable.
     pub(crate) fn durable(&self) -> bool {
         self.durable_queues || self.quorum_queues
-    }
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 
