@@ -1,8 +1,26 @@
 //! A nova-scheduler equivalent built only on `rpc-runtime`'s public API.
 //!
-//! Not built yet: the scheduler manager, host manager, filters, weighers, claims and the command
-//! line arrive in a later milestone. Until then this crate holds nothing that pretends to work;
-//! its binary says so and exits with an error.
+//! The data path of a boot request: a caller's [`SchedulerManagerClient`] sends
+//! `select_destinations` to topic `scheduler`; the [`SchedulerManager`] hands it to the
+//! [`Scheduler`](scheduler::Scheduler), which refreshes its host view (liveness from the services
+//! registry, capacity from the compute agents' reports), runs the [filters](scheduler::Filter),
+//! weighs the hosts by free RAM, reserves the best one and claims it on that host's
+//! [`ComputeManager`](compute::ComputeManager), which has the last word. The answer is one
+//! [`Selection`](api::Selection) list per instance, or [`NoValidHost`](error::NoValidHost) with
+//! nothing left claimed.
+//!
+//! The `scheduler-service` binary runs it: with no subcommand, an all-in-one demonstration on
+//! the embedded default; `serve`, `compute`, `boot` and `services` for a real deployment.
 
-/// What the binary prints until the scheduler exists.
-pub const NOT_YET: &str = "scheduler-service is not built yet: run `cargo run -p rpc-examples --bin hello` for the framework's main job";
+pub mod api;
+pub mod cli;
+pub mod compute;
+pub mod error;
+pub mod manager;
+pub mod scheduler;
+pub mod settings;
+pub mod wiring;
+
+pub use crate::manager::{
+    SchedulerManager, SchedulerManagerClient, SchedulerV3, SchedulerV3Client,
+};

@@ -1,8 +1,8 @@
-//! The `scheduler-service` binary: not built yet (see the library docs).
+//! `scheduler-service`: the scheduler, simulated compute agents, a boot client and the service
+//! list, as subcommands; with none, an all-in-one run on the embedded default.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("{}", scheduler_service::NOT_YET);
-    ExitCode::from(2)
+    scheduler_service::cli::main()
 }

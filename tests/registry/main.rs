@@ -103,7 +103,41 @@ on_every_database!(
     disable_with_a_reason_then_enable,
     soft_delete_hides_and_frees_the_name,
     min_version_is_the_oldest_live_version,
+    availability_zone_is_recorded_and_changed,
 );
+
+async fn availability_zone_is_recorded_and_changed(registry: &SqlRegistry) {
+    let created = registry
+        .create(&NewService::new("node1", "nova-compute", "compute").with_availability_zone("east"))
+        .await
+        .unwrap();
+    assert_eq!(created.availability_zone.as_deref(), Some("east"));
+    let plain = registry
+        .create(&NewService::new("node2", "nova-compute", "compute"))
+        .await
+        .unwrap();
+    assert_eq!(plain.availability_zone, None);
+    registry
+        .set_availability_zone(created.id, Some("west"))
+        .await
+        .unwrap();
+    registry
+        .set_availability_zone(plain.id, None)
+        .await
+        .unwrap();
+    let zones: Vec<Option<String>> = registry
+        .list(Some("nova-compute"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.availability_zone)
+        .collect();
+    assert_eq!(zones, vec![Some("west".to_owned()), None]);
+    assert!(matches!(
+        registry.set_availability_zone(9_999, Some("x")).await,
+        Err(RegistryError::NotFound { id: 9_999 })
+    ));
+}
 
 async fn create_then_find_by_host_and_binary(registry: &SqlRegistry) {
     let before = chrono::Utc::now() - chrono::Duration::seconds(1);

@@ -247,6 +247,13 @@ impl Registry for Flaky {
     fn set_version(&self, id: i64, version: Version) -> BoxFuture<'_, Result<(), RegistryError>> {
         self.inner.set_version(id, version)
     }
+    fn set_availability_zone<'a>(
+        &'a self,
+        id: i64,
+        zone: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        self.inner.set_availability_zone(id, zone)
+    }
     fn list<'a>(
         &'a self,
         binary: Option<&'a str>,

@@ -95,6 +95,46 @@ pub struct Config {
     pub upgrade_levels: BTreeMap<String, UpgradeLevel>,
     /// `[oslo_messaging_rabbit]` options this runtime reads, passed to the transport.
     pub rabbit: BTreeMap<String, String>,
+    /// Every other setting, left for the application to read (a scheduler's
+    /// `[filter_scheduler]`, say); [`option`](Self::option) reads one.
+    pub extra: OtherOptions,
+}
+
+/// Settings this runtime does not read, by section then key. `Debug` shows their names only:
+/// they may hold secrets (`[keystone_authtoken] password`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OtherOptions(BTreeMap<String, BTreeMap<String, String>>);
+
+impl OtherOptions {
+    /// One setting's raw value.
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.0.get(section)?.get(key).map(String::as_str)
+    }
+
+    /// Sets one (for programs that compute a setting).
+    pub fn insert(
+        &mut self,
+        section: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) {
+        self.0
+            .entry(section.into())
+            .or_default()
+            .insert(key.into(), value.into());
+    }
+}
+
+impl fmt::Debug for OtherOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .flat_map(|(s, keys)| keys.keys().map(move |k| format!("{s}.{k}"))),
+            )
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -115,11 +155,17 @@ impl Default for Config {
             database_connection: None,
             upgrade_levels: BTreeMap::new(),
             rabbit: BTreeMap::new(),
+            extra: OtherOptions::default(),
         }
     }
 }
 
 impl Config {
+    /// A setting this runtime does not read itself (see [`extra`](Self::extra)).
+    pub fn option(&self, section: &str, key: &str) -> Option<&str> {
+        self.extra.get(section, key)
+    }
+
     /// The transport URL to connect to: `transport_url` (or `memory://`) with `control_exchange`
     /// and the `[oslo_messaging_rabbit]` options added to its query where the URL does not set
     /// them itself. Only `rabbit://`, `amqp://` and `amqps://` take them.
@@ -551,7 +597,10 @@ fn type_settings(
                 }
                 config.managers.insert(topic.to_owned(), value);
             }
-            ("DEFAULT", _) => warn(DEFAULT_OPTIONS, true),
+            ("DEFAULT", _) => {
+                warn(DEFAULT_OPTIONS, true);
+                config.extra.insert(section, key, value);
+            }
             (DATABASE_SECTION, "connection") if value.is_empty() => {}
             (DATABASE_SECTION, "connection") => {
                 config.database_connection = Some(DatabaseUrl::new(value));
@@ -574,7 +623,9 @@ fn type_settings(
                 config.rabbit.insert(key.clone(), value);
             }
             (RABBIT_SECTION, _) => warn(AMQP_OPTION_NAMES, false),
-            _ => {}
+            _ => {
+                config.extra.insert(section, key, value);
+            }
         }
     }
     Ok((config, warnings))

@@ -91,10 +91,17 @@ fn a_real_nova_conf_loads_without_warnings() {
     let url = c.effective_transport_url();
     assert_eq!(url.option("amqp_durable_queues"), Some("true"));
     assert_eq!(url.option("rabbit_qos_prefetch_count"), Some("64"));
+    // Sections the runtime does not read are kept for the application.
+    assert_eq!(c.option("api", "auth_strategy"), Some("keystone"));
+    assert_eq!(c.option("DEFAULT", "my_ip"), Some("10.0.0.11"));
+    assert_eq!(c.option("api", "missing"), None);
     // Secrets never show.
     let shown = format!("{c:?}");
+    assert!(shown.contains("keystone_authtoken.password"), "{shown}");
     assert!(
-        !shown.contains("RABBIT_PASS") && !shown.contains("NOVA_DBPASS"),
+        !shown.contains("RABBIT_PASS")
+            && !shown.contains("NOVA_DBPASS")
+            && !shown.contains("NOVA_PASS"),
         "{shown}"
     );
 }

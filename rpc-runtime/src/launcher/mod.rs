@@ -199,6 +199,19 @@ pub struct Launcher {
     build: Build,
     mode: Mode,
     signals: Signals,
+    stop: StopHandle,
+}
+
+/// Stops a [`Launcher`] from inside the process, as SIGTERM does: for a program that serves for a
+/// while and then ends by itself (a demo, a one-shot job). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StopHandle(std::sync::Arc<tokio::sync::watch::Sender<bool>>);
+
+impl StopHandle {
+    /// Asks the launcher to stop gracefully; [`Launcher::wait`] then returns as after SIGTERM.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 enum Mode {
@@ -236,7 +249,8 @@ where
         return Err(LaunchError::AlreadyLaunched);
     }
     let build: Build = Box::new(move || Box::pin(build()));
-    let signals = Signals::new().map_err(LaunchError::Signals)?;
+    let (stop, requested) = tokio::sync::watch::channel(false);
+    let signals = Signals::new(requested).map_err(LaunchError::Signals)?;
     let is_worker = std::env::var_os(WORKER_VAR).is_some();
     let mode = if workers <= 1 || is_worker {
         let mut services = build().await?;
@@ -254,10 +268,16 @@ where
         build,
         mode,
         signals,
+        stop: StopHandle(std::sync::Arc::new(stop)),
     })
 }
 
 impl Launcher {
+    /// A handle that stops this launcher as SIGTERM would.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
     /// Runs until SIGTERM or SIGINT (or, in a worker, until its parent goes away), handling SIGHUP
     /// on the way; returns how it ended.
     pub async fn wait(mut self) -> Exit {

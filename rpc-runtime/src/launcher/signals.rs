@@ -16,14 +16,17 @@ pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    /// Set by a [`StopHandle`](super::StopHandle): stop as for SIGTERM.
+    requested: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Signals {
-    pub(crate) fn new() -> std::io::Result<Self> {
+    pub(crate) fn new(requested: tokio::sync::watch::Receiver<bool>) -> std::io::Result<Self> {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            requested,
         })
     }
 
@@ -33,6 +36,7 @@ impl Signals {
             _ = self.term.recv() => Event::Stop,
             _ = self.int.recv() => Event::Stop,
             _ = self.hup.recv() => Event::Reload,
+            _ = self.requested.wait_for(|stop| *stop) => Event::Stop,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct ServiceRecord {
     pub disabled_reason: Option<String>,
     /// The RPC API version it serves, when it said.
     pub version: Option<Version>,
+    /// The availability zone it declared, if any.
+    pub availability_zone: Option<String>,
     /// When it first registered.
     pub created_at: DateTime<Utc>,
     /// Its last heartbeat (or other update).
@@ -81,6 +83,8 @@ pub struct NewService {
     pub topic: String,
     /// The RPC API version served.
     pub version: Option<Version>,
+    /// The availability zone it declares.
+    pub availability_zone: Option<String>,
 }
 
 impl NewService {
@@ -95,7 +99,15 @@ impl NewService {
             binary: binary.into(),
             topic: topic.into(),
             version: None,
+            availability_zone: None,
         }
+    }
+
+    /// The availability zone it declares.
+    #[must_use]
+    pub fn with_availability_zone(mut self, zone: impl Into<String>) -> Self {
+        self.availability_zone = Some(zone.into());
+        self
     }
 
     /// The RPC API version it serves.
@@ -224,6 +236,13 @@ pub trait Registry: Send + Sync + fmt::Debug + 'static {
     /// Records the RPC API version a service now serves (after an upgrade).
     fn set_version(&self, id: i64, version: Version) -> BoxFuture<'_, Result<(), RegistryError>>;
 
+    /// Records the availability zone a service declares (`None`: none).
+    fn set_availability_zone<'a>(
+        &'a self,
+        id: i64,
+        zone: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+
     /// Live services, of one binary or all, ordered by id.
     fn list<'a>(
         &'a self,
@@ -285,6 +304,7 @@ mod tests {
             disabled: false,
             disabled_reason: None,
             version: None,
+            availability_zone: None,
             created_at: DateTime::from_timestamp(1_000, 0).expect("valid"),
             updated_at,
             deleted_at: None,

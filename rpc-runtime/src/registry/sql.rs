@@ -64,13 +64,14 @@ struct Statements {
     insert: String,
     heartbeat: String,
     set_version: String,
+    set_availability_zone: String,
     list_all: String,
     list_binary: String,
     set_disabled: String,
     soft_delete: String,
 }
 
-const COLUMNS: &str = r#"id, host, "binary", topic, report_count, disabled, disabled_reason, version, created_at, updated_at, deleted_at"#;
+const COLUMNS: &str = r#"id, host, "binary", topic, report_count, disabled, disabled_reason, version, availability_zone, created_at, updated_at, deleted_at"#;
 
 impl Statements {
     fn new(dialect: Dialect) -> Self {
@@ -82,9 +83,10 @@ impl Statements {
             get_by_id: sql(format!(
                 "SELECT {COLUMNS} FROM services WHERE id = ? AND deleted = 0"
             )),
-            insert: sql(r#"INSERT INTO services (host, "binary", topic, report_count, disabled, version, created_at, deleted) VALUES (?, ?, ?, 0, FALSE, ?, ?, 0)"#.into()),
+            insert: sql(r#"INSERT INTO services (host, "binary", topic, report_count, disabled, version, availability_zone, created_at, deleted) VALUES (?, ?, ?, 0, FALSE, ?, ?, ?, 0)"#.into()),
             heartbeat: sql("UPDATE services SET report_count = report_count + 1, updated_at = ? WHERE id = ? AND deleted = 0".into()),
             set_version: sql("UPDATE services SET version = ?, updated_at = ? WHERE id = ? AND deleted = 0".into()),
+            set_availability_zone: sql("UPDATE services SET availability_zone = ?, updated_at = ? WHERE id = ? AND deleted = 0".into()),
             list_all: sql(format!("SELECT {COLUMNS} FROM services WHERE deleted = 0 ORDER BY id")),
             list_binary: sql(format!(
                 r#"SELECT {COLUMNS} FROM services WHERE deleted = 0 AND "binary" = ? ORDER BY id"#
@@ -181,6 +183,7 @@ struct Row {
     disabled: bool,
     disabled_reason: Option<String>,
     version: Option<String>,
+    availability_zone: Option<String>,
     created_at: NaiveDateTime,
     updated_at: Option<NaiveDateTime>,
     deleted_at: Option<NaiveDateTime>,
@@ -198,6 +201,7 @@ impl From<Row> for ServiceRecord {
             disabled_reason: row.disabled_reason,
             // A version this runtime cannot read is treated as unknown.
             version: row.version.and_then(|v| v.parse().ok()),
+            availability_zone: row.availability_zone,
             created_at: row.created_at.and_utc(),
             updated_at: row.updated_at.map(|t| t.and_utc()),
             deleted_at: row.deleted_at.map(|t| t.and_utc()),
@@ -372,6 +376,7 @@ impl Registry for SqlRegistry {
                 .bind(&service.binary)
                 .bind(&service.topic)
                 .bind(&version)
+                .bind(&service.availability_zone)
                 .bind(now())
                 .execute(pool)
                 .await
@@ -419,6 +424,24 @@ impl Registry for SqlRegistry {
                 .execute(pool)
                 .await
                 .map_err(query_error("set version"))?
+                .rows_affected());
+            changed(id, affected)
+        })
+    }
+
+    fn set_availability_zone<'a>(
+        &'a self,
+        id: i64,
+        zone: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let affected = with_pool!(self, pool => sqlx::query(&self.sql.set_availability_zone)
+                .bind(zone)
+                .bind(now())
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(query_error("set availability zone"))?
                 .rows_affected());
             changed(id, affected)
         })

@@ -95,12 +95,19 @@ pub struct ServiceBuilder {
     host: Option<String>,
     binary: Option<String>,
     topic: Option<String>,
+    availability_zone: Option<String>,
     endpoints: Vec<Arc<dyn Endpoint>>,
     transport: Option<Arc<dyn Transport>>,
     registry: Option<Arc<dyn Registry>>,
 }
 
 impl ServiceBuilder {
+    /// The availability zone the service declares in the registry. Default: none.
+    pub fn availability_zone(mut self, zone: impl Into<String>) -> Self {
+        self.availability_zone = Some(zone.into());
+        self
+    }
+
     /// The node's name. Default: `[DEFAULT] host`, else the machine's host name.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
@@ -165,6 +172,7 @@ impl ServiceBuilder {
             host,
             binary,
             topic,
+            availability_zone: self.availability_zone,
             manager,
             config: self.config,
             endpoints: self.endpoints,
@@ -182,6 +190,7 @@ pub struct Service<M> {
     host: String,
     binary: String,
     topic: String,
+    availability_zone: Option<String>,
     manager: Arc<M>,
     config: Config,
     endpoints: Vec<Arc<dyn Endpoint>>,
@@ -238,6 +247,7 @@ impl Service<()> {
             host: None,
             binary: None,
             topic: None,
+            availability_zone: None,
             endpoints: Vec::new(),
             transport: None,
             registry: None,
@@ -484,13 +494,21 @@ impl<M: Manager> Service<M> {
         {
             Some(record) => record,
             None => {
-                let new =
+                let mut new =
                     NewService::new(&self.host, &self.binary, &self.topic).with_version(version);
+                new.availability_zone.clone_from(&self.availability_zone);
                 registry.create(&new).await?
             }
         };
-        if record.version != Some(version) {
-            registry.set_version(record.id, version).await?;
+        if record.availability_zone != self.availability_zone {
+            registry
+                .set_availability_zone(record.id, self.availability_zone.as_deref())
+                .await?;
+        }
+        if record.version != Some(version) || record.availability_zone != self.availability_zone {
+            if record.version != Some(version) {
+                registry.set_version(record.id, version).await?;
+            }
             return Ok(registry
                 .get_by_host_and_binary(&self.host, &self.binary)
                 .await?

@@ -1,0 +1,128 @@
+//! The command line: `scheduler-service [all-in-one | serve | compute | boot | services]`.
+//!
+//! Every error a user can cause (a bad flag, no broker at the URL, a database URL that does not
+//! open) ends with one line on stderr and a non-zero exit code.
+
+mod all_in_one;
+mod boot;
+mod compute;
+mod serve;
+mod services;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rpc_runtime::cli::ConfigArgs;
+use rpc_runtime::config::Config;
+
+/// A nova-scheduler built on rpc-runtime: run with no subcommand for an all-in-one demonstration
+/// (memory transport, SQLite, no servers needed).
+#[derive(Debug, Parser)]
+#[command(name = "scheduler-service", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The scheduler, compute agents and a boot client in one process, on the embedded default;
+    /// prints the lifecycle, the services table and the placements, then exits.
+    AllInOne(all_in_one::Args),
+    /// Runs the scheduler service (from a config file and flags) until SIGTERM or SIGINT.
+    Serve(serve::Args),
+    /// Runs a simulated compute agent that registers, heartbeats and reports its capacity.
+    Compute(compute::Args),
+    /// Asks the scheduler for destinations and prints them.
+    Boot(boot::Args),
+    /// Lists the services registry (like `nova service-list`), or disables or enables a service.
+    Services(services::Args),
+}
+
+/// Why a subcommand failed: printed as one line.
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the binary: parses the command line, runs the subcommand, prints any error as one line.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::AllInOne(all_in_one::Args::default()));
+    init_logging(matches!(command, Command::AllInOne(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return failed(&error),
+    };
+    let outcome = runtime.block_on(async move {
+        match command {
+            Command::AllInOne(args) => all_in_one::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
+            Command::Compute(args) => compute::run(args).await,
+            Command::Boot(args) => boot::run(args).await,
+            Command::Services(args) => services::run(args).await,
+        }
+    });
+    // Stop at once: a connection's background tasks must not hold the exit.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(code) => code,
+        Err(error) => failed(error.as_ref()),
+    }
+}
+
+/// Clap's message in one line; help and version print as usual.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = error.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("error: {first} (see `scheduler-service --help`)");
+    ExitCode::from(2)
+}
+
+/// Prints `error: what: why: …` on one line; exit code 1.
+fn failed(error: &(dyn std::error::Error + 'static)) -> ExitCode {
+    let mut line = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    eprintln!("{line}");
+    ExitCode::FAILURE
+}
+
+/// Logs to stderr (`RUST_LOG` filters; default `info`, or `warn` for the all-in-one run, which
+/// prints its own account on stdout).
+fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .init();
+}
+
+/// Loads the configuration the flags name.
+fn load_config(args: &ConfigArgs) -> Result<Config, rpc_runtime::config::ConfigError> {
+    Ok(args.loader().topic("scheduler").load()?.config)
+}

@@ -1,0 +1,250 @@
+//! The scheduler's RPC API, version 4.6 (nova's 4.x history, plus capacity reports), and the 3.x
+//! compatibility shim nova kept for old callers.
+//!
+//! | version | change |
+//! |---|---|
+//! | 4.0 | `select_destinations(spec_obj)` |
+//! | 4.1 | `update_aggregates`, `delete_aggregate` (fanout casts) |
+//! | 4.2 | `update_instance_info`, `delete_instance_info`, `sync_instance_info` (fanout casts) |
+//! | 4.3 | none: nova's move from dicts to a `RequestSpec`, which 4.0 here already takes |
+//! | 4.4 | `select_destinations` takes `instance_uuids` |
+//! | 4.5 | `select_destinations` takes `return_objects`, `return_alternates` |
+//! | 4.6 | `report_capacity` (fanout cast from compute agents), `hosts` |
+
+use std::sync::Arc;
+
+use rpc_runtime::service::{HookError, Manager};
+use rpc_runtime::{Context, Endpoint, rpc_endpoint};
+
+use crate::api::{
+    Aggregate, Destinations, Flavor, HostDestination, HostReport, InstanceInfo, RequestSpec,
+};
+use crate::error::{NoValidHost, Unavailable};
+use crate::scheduler::{HostSummary, Scheduler};
+
+/// The scheduler service's manager: its RPC API over a [`Scheduler`].
+#[derive(Debug)]
+pub struct SchedulerManager {
+    scheduler: Arc<Scheduler>,
+}
+
+impl SchedulerManager {
+    /// Serves `scheduler`.
+    pub fn new(scheduler: Arc<Scheduler>) -> Self {
+        Self { scheduler }
+    }
+
+    /// The scheduler it serves.
+    pub fn scheduler(&self) -> &Arc<Scheduler> {
+        &self.scheduler
+    }
+}
+
+#[rpc_endpoint(
+    topic = "scheduler",
+    version = "4.6",
+    aliases = "kilo=4.2, liberty=4.2, mitaka=4.3, newton=4.3, ocata=4.3, pike=4.4"
+)]
+impl SchedulerManager {
+    /// Chooses a host for each instance (one per `instance_uuids` entry, else
+    /// `spec_obj.num_instances`) and claims it. With `return_objects`, answers one list per
+    /// instance: the chosen host, then alternates if `return_alternates`; without, one
+    /// destination per instance (the pre-4.5 form).
+    #[rpc(since = "4.0")]
+    async fn select_destinations(
+        &self,
+        ctx: &Context,
+        spec_obj: RequestSpec,
+        #[since("4.4")] instance_uuids: Option<Vec<String>>,
+        #[since("4.5")] return_objects: Option<bool>,
+        #[since("4.5")] return_alternates: Option<bool>,
+    ) -> Result<Destinations, NoValidHost> {
+        let uuids = instance_uuids.unwrap_or_default();
+        let objects = return_objects.unwrap_or(false);
+        let alternates = objects && return_alternates.unwrap_or(false);
+        let selections = self
+            .scheduler
+            .select_destinations(ctx, &spec_obj, &uuids, alternates)
+            .await?;
+        Ok(if objects {
+            Destinations::Selections(selections)
+        } else {
+            Destinations::Hosts(
+                selections
+                    .iter()
+                    .filter_map(|list| list.first().map(HostDestination::from))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Aggregates created or changed (nova-api sends one at a time).
+    #[rpc(since = "4.1", cast)]
+    async fn update_aggregates(&self, _ctx: &Context, aggregates: Vec<Aggregate>) {
+        for aggregate in aggregates {
+            tracing::info!(id = aggregate.id, name = %aggregate.name, "aggregate updated");
+            self.scheduler.update_aggregate(aggregate);
+        }
+    }
+
+    /// An aggregate deleted.
+    #[rpc(since = "4.1", cast)]
+    async fn delete_aggregate(&self, _ctx: &Context, aggregate: Aggregate) {
+        tracing::info!(id = aggregate.id, name = %aggregate.name, "aggregate deleted");
+        self.scheduler.delete_aggregate(aggregate.id);
+    }
+
+    /// Instances now on `host_name`.
+    #[rpc(since = "4.2", cast)]
+    async fn update_instance_info(
+        &self,
+        _ctx: &Context,
+        host_name: String,
+        instance_info: Vec<InstanceInfo>,
+    ) {
+        let uuids = instance_info.into_iter().map(|i| i.uuid).collect();
+        self.scheduler.set_instances(&host_name, uuids, false);
+    }
+
+    /// An instance gone from `host_name`.
+    #[rpc(since = "4.2", cast)]
+    async fn delete_instance_info(&self, _ctx: &Context, host_name: String, instance_uuid: String) {
+        self.scheduler.delete_instance(&host_name, &instance_uuid);
+    }
+
+    /// Every instance on `host_name`.
+    #[rpc(since = "4.2", cast)]
+    async fn sync_instance_info(
+        &self,
+        _ctx: &Context,
+        host_name: String,
+        instance_uuids: Vec<String>,
+    ) {
+        self.scheduler
+            .set_instances(&host_name, instance_uuids, true);
+    }
+
+    /// A compute agent's capacity and usage.
+    #[rpc(since = "4.6", cast)]
+    async fn report_capacity(&self, _ctx: &Context, report: HostReport) {
+        tracing::debug!(host = %report.host, generation = report.generation, "capacity report");
+        self.scheduler.report(report);
+    }
+
+    /// What this scheduler knows of each host.
+    #[rpc(since = "4.6")]
+    async fn hosts(&self, _ctx: &Context) -> Result<Vec<HostSummary>, Unavailable> {
+        self.scheduler.hosts().await
+    }
+}
+
+impl Manager for SchedulerManager {
+    async fn post_start_hook(&self) -> Result<(), HookError> {
+        let settings = self.scheduler.settings();
+        tracing::info!(
+            filters = %settings
+                .enabled_filters
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(","),
+            ram_weight_multiplier = settings.ram_weight_multiplier,
+            "scheduler serving"
+        );
+        Ok(())
+    }
+
+    fn compat_endpoints(self: &Arc<Self>) -> Vec<Arc<dyn Endpoint>> {
+        vec![Arc::new(SchedulerV3 {
+            manager: Arc::clone(self),
+        })]
+    }
+}
+
+/// The 3.x API, for callers from before 4.0: `select_destinations(request_spec,
+/// filter_properties)` with dictionaries, answering one destination per instance.
+#[derive(Debug)]
+pub struct SchedulerV3 {
+    manager: Arc<SchedulerManager>,
+}
+
+/// The 3.x request spec dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LegacyRequestSpec {
+    /// The flavor.
+    pub instance_type: Flavor,
+    /// The instance's properties (its zone, project, user).
+    #[serde(default)]
+    pub instance_properties: LegacyInstanceProperties,
+    /// How many instances.
+    #[serde(default)]
+    pub num_instances: Option<u32>,
+    /// Their uuids.
+    #[serde(default)]
+    pub instance_uuids: Vec<String>,
+}
+
+/// The instance properties of a 3.x request spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LegacyInstanceProperties {
+    /// The zone asked for.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// The project.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// The user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
+/// The 3.x filter properties dictionary (the keys the scheduler reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FilterProperties {
+    /// Only these hosts.
+    #[serde(default)]
+    pub force_hosts: Vec<String>,
+    /// Not these hosts.
+    #[serde(default)]
+    pub ignore_hosts: Vec<String>,
+}
+
+impl LegacyRequestSpec {
+    /// The request spec the 4.x API takes.
+    pub fn to_spec(&self, filter_properties: &FilterProperties) -> RequestSpec {
+        let count = self
+            .num_instances
+            .unwrap_or_else(|| u32::try_from(self.instance_uuids.len().max(1)).unwrap_or(u32::MAX));
+        let mut spec = RequestSpec::new(self.instance_type.clone(), count);
+        spec.availability_zone = self.instance_properties.availability_zone.clone();
+        spec.project_id = self.instance_properties.project_id.clone();
+        spec.user_id = self.instance_properties.user_id.clone();
+        spec.instance_uuid = self.instance_uuids.first().cloned();
+        spec.force_hosts = filter_properties.force_hosts.clone();
+        spec.ignore_hosts = filter_properties.ignore_hosts.clone();
+        spec
+    }
+}
+
+#[rpc_endpoint(topic = "scheduler", version = "3.0")]
+impl SchedulerV3 {
+    /// The 3.x `select_destinations`, served by the 4.x scheduler.
+    #[rpc(since = "3.0")]
+    async fn select_destinations(
+        &self,
+        ctx: &Context,
+        request_spec: LegacyRequestSpec,
+        filter_properties: FilterProperties,
+    ) -> Result<Vec<HostDestination>, NoValidHost> {
+        let spec = request_spec.to_spec(&filter_properties);
+        let selections = self
+            .manager
+            .scheduler
+            .select_destinations(ctx, &spec, &request_spec.instance_uuids, false)
+            .await?;
+        Ok(selections
+            .iter()
+            .filter_map(|list| list.first().map(HostDestination::from))
+            .collect())
+    }
+}
