@@ -236,22 +236,25 @@ fn print(out: &mut impl Write, value: &Value) -> Result<(), Failure> {
 /// assert_eq!(config.host.as_deref(), Some("node7"));
 /// assert_eq!(config.report_interval, std::time::Duration::from_secs(5));
 /// ```
+///
+/// The flags are global: flattened into a command, they are also accepted after its
+/// subcommands.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs {
     /// An oslo.config INI file (nova.conf); repeat for more, later ones win.
-    #[arg(long = "config-file", value_name = "PATH")]
+    #[arg(long = "config-file", value_name = "PATH", global = true)]
     pub config_files: Vec<std::path::PathBuf>,
     /// `[DEFAULT] host`: this node's name.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub host: Option<String>,
     /// `[DEFAULT] transport_url`: `rabbit://user:pass@host:5672/vhost` or `memory://`.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub transport_url: Option<String>,
     /// `[database] connection`: `sqlite:services.sqlite`, `postgres://…`, `mysql://…`.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub database_connection: Option<String>,
     /// Any option, as `SECTION.KEY=VALUE` (`--set DEFAULT.report_interval=5`); repeatable.
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", value_parser = parse_setting)]
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", value_parser = parse_setting, global = true)]
     pub settings: Vec<(String, String, String)>,
 }
 

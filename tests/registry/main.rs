@@ -224,6 +224,8 @@ async fn disable_with_a_reason_then_enable(registry: &SqlRegistry) {
         .unwrap();
     let listed = registry.list(None).await.unwrap();
     assert!(listed[0].disabled);
+    // Disabling is no sign of life: a dead service must stay down.
+    assert_eq!(listed[0].updated_at, None);
     assert_eq!(
         listed[0].disabled_reason.as_deref(),
         Some("maintenance window")

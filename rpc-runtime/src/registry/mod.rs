@@ -45,7 +45,7 @@ pub struct ServiceRecord {
     pub availability_zone: Option<String>,
     /// When it first registered.
     pub created_at: DateTime<Utc>,
-    /// Its last heartbeat (or other update).
+    /// Its last heartbeat (or registration update); disabling does not change it.
     pub updated_at: Option<DateTime<Utc>>,
     /// When it was deleted; deleted rows are never returned.
     pub deleted_at: Option<DateTime<Utc>>,

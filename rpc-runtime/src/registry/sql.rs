@@ -91,7 +91,8 @@ impl Statements {
             list_binary: sql(format!(
                 r#"SELECT {COLUMNS} FROM services WHERE deleted = 0 AND "binary" = ? ORDER BY id"#
             )),
-            set_disabled: sql("UPDATE services SET disabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ? AND deleted = 0".into()),
+            // Not `updated_at`: an operator disabling a dead service must not make it look alive.
+            set_disabled: sql("UPDATE services SET disabled = ?, disabled_reason = ? WHERE id = ? AND deleted = 0".into()),
             soft_delete: sql("UPDATE services SET deleted = id, deleted_at = ? WHERE id = ? AND deleted = 0".into()),
         }
     }
@@ -170,6 +171,15 @@ async fn migrate_mysql(
         .execute(&mut *conn)
         .await;
     Ok(migrated?)
+}
+
+/// Opens and closes one connection, so a database that cannot be reached fails at once with
+/// the reason.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn probe<C: sqlx::Connection>(url: &str) -> Result<(), sqlx::Error> {
+    let connection = C::connect(url).await?;
+    let _ = connection.close().await;
+    Ok(())
 }
 
 /// A row as the database gives it.
@@ -287,6 +297,11 @@ impl SqlRegistry {
             }
             #[cfg(feature = "postgres")]
             Dialect::Postgres => {
+                // One direct attempt first: the pool would retry until its timeout and then
+                // report only that it timed out, hiding "connection refused" or a bad password.
+                probe::<sqlx::PgConnection>(&sqlx_url)
+                    .await
+                    .map_err(|e| connect_error(Box::new(e)))?;
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(5)
                     .acquire_timeout(Duration::from_secs(10))
@@ -301,6 +316,9 @@ impl SqlRegistry {
             }
             #[cfg(feature = "mysql")]
             Dialect::MySql => {
+                probe::<sqlx::MySqlConnection>(&sqlx_url)
+                    .await
+                    .map_err(|e| connect_error(Box::new(e)))?;
                 let pool = sqlx::mysql::MySqlPoolOptions::new()
                     .max_connections(5)
                     .acquire_timeout(Duration::from_secs(10))
@@ -479,7 +497,6 @@ impl Registry for SqlRegistry {
             let affected = with_pool!(self, pool => sqlx::query(&self.sql.set_disabled)
                 .bind(disabled)
                 .bind(reason)
-                .bind(now())
                 .bind(id)
                 .execute(pool)
                 .await

@@ -51,7 +51,12 @@ pub fn main() -> ExitCode {
     let command = cli
         .command
         .unwrap_or_else(|| Command::AllInOne(all_in_one::Args::default()));
-    init_logging(matches!(command, Command::AllInOne(_)));
+    init_logging(match command {
+        // Daemons log what they do; the others print their own account.
+        Command::Serve(_) | Command::Compute(_) => "info",
+        Command::AllInOne(_) => "warn",
+        Command::Boot(_) | Command::Services(_) => "error",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,10 +114,8 @@ fn failed(error: &(dyn std::error::Error + 'static)) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr (`RUST_LOG` filters; default `info`, or `warn` for the all-in-one run, which
-/// prints its own account on stdout).
-fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+/// Logs to stderr, filtered by `RUST_LOG` (default: `default`).
+fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
