@@ -273,6 +273,13 @@ where
 }
 
 impl Launcher {
+    /// Whether this process is one of a parent launcher's workers (started by `serve(n, …)`
+    /// with `n > 1`): a program that prints a readiness line or a banner does so in the parent
+    /// only, since workers share its standard output.
+    pub fn is_worker(&self) -> bool {
+        std::env::var_os(WORKER_VAR).is_some()
+    }
+
     /// A handle that stops this launcher as SIGTERM would.
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()

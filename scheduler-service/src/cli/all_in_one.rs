@@ -74,23 +74,23 @@ fn config(database: &std::path::Path) -> Result<Config, Failure> {
 
 async fn demonstrate(database: &std::path::Path) -> Result<ExitCode, Failure> {
     let config = config(database)?;
-    println!(
+    say!(
         "scheduler-service all-in-one: a scheduler and {} compute agents in one process",
         HOSTS.len()
     );
-    println!(
+    say!(
         "  transport {TRANSPORT} (in process), services registry sqlite:{}",
         database.display()
     );
-    println!();
+    say!();
 
-    println!(
+    say!(
         "1. start: the launcher builds and starts each service; each runs init_host, registers in"
     );
-    println!(
+    say!(
         "   the services table, runs pre_start_hook, consumes its topic, runs post_start_hook and"
     );
-    println!("   heartbeats every {} s", config.report_interval.as_secs());
+    say!("   heartbeats every {} s", config.report_interval.as_secs());
     let shared = Shared::open(&config).await?;
     let build = {
         let shared = shared.clone();
@@ -123,22 +123,20 @@ async fn demonstrate(database: &std::path::Path) -> Result<ExitCode, Failure> {
     let launcher = launcher::serve(1, build).await?;
     let stop = launcher.stop_handle();
     let waiting = tokio::spawn(launcher.wait());
-    println!("   {SCHEDULER_BINARY} on controller: topic scheduler, RPC API 4.6 and the 3.x shim");
+    say!("   {SCHEDULER_BINARY} on controller: topic scheduler, RPC API 4.6 and the 3.x shim");
     for &(host, vcpus, memory_mb, disk_gb, zone) in HOSTS {
-        println!(
+        say!(
             "   nova-compute on {host}: {vcpus} vCPUs, {memory_mb} MiB, {disk_gb} GiB, zone {zone}"
         );
     }
-    println!();
+    say!();
 
     let outcome = boot_batch(&shared.transport, &*shared.registry, &config).await;
 
-    println!(
-        "5. stop: SIGTERM's path: stop consuming, finish the requests in flight, cleanup_host"
-    );
+    say!("5. stop: SIGTERM's path: stop consuming, finish the requests in flight, cleanup_host");
     stop.stop();
     let exit = waiting.await?;
-    println!("   stopped: {exit:?}, exit code {}", exit.code());
+    say!("   stopped: {exit:?}, exit code {}", exit.code());
     outcome?;
     Ok(exit.into())
 }
@@ -148,14 +146,14 @@ async fn boot_batch(
     registry: &dyn Registry,
     config: &Config,
 ) -> Result<(), Failure> {
-    println!("2. the services table, as `scheduler-service services` shows it:");
+    say!("2. the services table, as `scheduler-service services` shows it:");
     let services = registry.list(None).await?;
     for line in super::services::table(&services, config.service_down_time, Utc::now()).lines() {
-        println!("   {line}");
+        say!("   {line}");
     }
-    println!();
+    say!();
 
-    println!("3. boots (each all or nothing; the chosen host is claimed on its compute agent):");
+    say!("3. boots (each all or nothing; the chosen host is claimed on its compute agent):");
     let client = SchedulerManagerClient::new(Arc::clone(transport));
     let ctx = Context::new();
     let requests = [
@@ -197,16 +195,16 @@ async fn boot_batch(
         .await
         .map(Destinations::Hosts);
     report("2 x m1.tiny from a 3.x caller", &uuids, answer)?;
-    println!();
+    say!();
 
-    println!("4. the hosts as the scheduler sees them now:");
+    say!("4. the hosts as the scheduler sees them now:");
     let hosts = client
         .prepare(CallOptions::new())
         .hosts(&ctx)
         .await
         .map_err(|e| e.to_string())?;
     for host in hosts {
-        println!(
+        say!(
             "   {:<10} zone {:<5} {:>2} instances; used {:>2}/{} vCPUs, {:>5}/{} MiB, {:>3}/{} GiB",
             host.host,
             host.zone,
@@ -219,7 +217,7 @@ async fn boot_batch(
             host.limit.disk_gb,
         );
     }
-    println!();
+    say!();
     Ok(())
 }
 
@@ -236,14 +234,14 @@ fn report(
 ) -> Result<(), Failure> {
     match answer {
         Ok(destinations) => {
-            println!("   {label}:");
+            say!("   {label}:");
             for line in super::boot::placements(uuids, &destinations).lines() {
-                println!("     {line}");
+                say!("     {line}");
             }
             Ok(())
         }
         Err(CallError::Application(no_host)) => {
-            println!("   {label}: NoValidHost: {no_host}");
+            say!("   {label}: NoValidHost: {no_host}");
             Ok(())
         }
         Err(error) => Err(error.into()),

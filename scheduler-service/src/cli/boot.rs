@@ -87,7 +87,7 @@ pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
             .select_destinations(&ctx, spec, Some(uuids.clone()), Some(true), Some(true))
             .await?
     };
-    print!("{}", placements(&uuids, &destinations));
+    say!("{}", placements(&uuids, &destinations).trim_end());
     Ok(ExitCode::SUCCESS)
 }
 

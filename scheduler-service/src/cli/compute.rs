@@ -57,6 +57,8 @@ pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
         }
     };
     let launcher = launcher::serve(1, build).await?;
-    println!("ready");
+    if !launcher.is_worker() {
+        super::say_ready();
+    }
     Ok(launcher.wait().await.into())
 }

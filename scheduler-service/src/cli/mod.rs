@@ -3,6 +3,15 @@
 //! Every error a user can cause (a bad flag, no broker at the URL, a database URL that does not
 //! open) ends with one line on stderr and a non-zero exit code.
 
+/// `println!` that ignores a closed standard output (`scheduler-service | head`) instead of
+/// panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod all_in_one;
 mod boot;
 mod compute;
@@ -123,6 +132,14 @@ fn init_logging(default: &str) {
                 .unwrap_or_else(|_| default.into()),
         )
         .init();
+}
+
+/// Prints `ready` once serving, for scripts and tests to wait on; a closed stdout is no error.
+fn say_ready() {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
 }
 
 /// Loads the configuration the flags name.

@@ -41,6 +41,8 @@ pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
         }
     };
     let launcher = launcher::serve(args.workers, build).await?;
-    println!("ready");
+    if !launcher.is_worker() {
+        super::say_ready();
+    }
     Ok(launcher.wait().await.into())
 }

@@ -60,7 +60,10 @@ async fn act(
     match action {
         Action::List => {
             let services = registry.list(None).await?;
-            print!("{}", table(&services, config.service_down_time, Utc::now()));
+            say!(
+                "{}",
+                table(&services, config.service_down_time, Utc::now()).trim_end()
+            );
         }
         Action::Disable {
             host,
@@ -71,12 +74,12 @@ async fn act(
             registry
                 .set_disabled(service.id, true, reason.as_deref())
                 .await?;
-            println!("disabled {binary} on {host}");
+            say!("disabled {binary} on {host}");
         }
         Action::Enable { host, binary } => {
             let service = find(registry, &host, &binary).await?;
             registry.set_disabled(service.id, false, None).await?;
-            println!("enabled {binary} on {host}");
+            say!("enabled {binary} on {host}");
         }
     }
     Ok(ExitCode::SUCCESS)

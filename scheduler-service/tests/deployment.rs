@@ -1,0 +1,273 @@
+//! The binary as a deployment runs it, as separate processes on RabbitMQ (a vhost of the test's
+//! own) and PostgreSQL (a database of its own): `serve --workers 2`, three `compute` agents and
+//! `boot` / `services` clients. A killed compute agent goes down and is no longer chosen; a
+//! disabled one is skipped; a 3.x caller is served through the shim.
+
+// Helpers report by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use rpc_integration_tests::{DatabaseServer, TempDatabase, Vhost, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_scheduler-service");
+
+/// A long-running subcommand; killed if the test ends early.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `args` and waits for its `ready` line.
+    fn start(args: &[String], dir: &std::path::Path) -> Self {
+        let log = dir.join(format!("{}.log", unique_name("daemon")));
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        // Keep reading, so the process never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let daemon = Self { child, log };
+        assert_eq!(first.trim(), "ready", "{}", daemon.log());
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap())
+    }
+
+    /// SIGTERM; asserts exit code 0.
+    fn stop(mut self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(args: &[String]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Boots and returns the chosen host of each instance.
+fn boot(flags: &[String], extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["boot".to_owned(), "--flavor".into(), "m1.tiny".into()];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args.extend_from_slice(flags);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+        .lines()
+        .map(|line| {
+            let (_, rest) = line.split_once(" -> ").unwrap();
+            rest.split_whitespace().next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The `services` table's row for `host` and `binary`, cells trimmed.
+fn service_row(flags: &[String], host: &str, binary: &str) -> Vec<String> {
+    let mut args = vec!["services".to_owned()];
+    args.extend_from_slice(flags);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout)
+        .lines()
+        .map(|line| {
+            line.split('|')
+                .map(|cell| cell.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .find(|cells| {
+            cells.get(2).is_some_and(|b| b == binary) && cells.get(3).is_some_and(|h| h == host)
+        })
+        .unwrap_or_else(|| panic!("no row for {binary} on {host}"))
+}
+
+/// The pids of a process's children.
+fn children(pid: u32) -> BTreeSet<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The `scheduler` queue exists before the workers consume, so a boot waits in it.
+async fn declare_scheduler_queue(vhost: &Vhost) {
+    let connection = vhost.raw_connection().await;
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            "scheduler".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "declared".into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_workers_compute_agents_and_clients_as_separate_processes() {
+    let Some(vhost) = Vhost::create("sched-deploy") else {
+        return;
+    };
+    let Some(database) = TempDatabase::create(DatabaseServer::Postgres) else {
+        return;
+    };
+    declare_scheduler_queue(&vhost).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name("deploy"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flags: Vec<String> = [
+        "--transport-url",
+        &vhost.url(""),
+        "--database-connection",
+        &database.url(),
+        "--set",
+        "DEFAULT.report_interval=1",
+        "--set",
+        "DEFAULT.service_down_time=4",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+
+    tokio::task::spawn_blocking(move || {
+        let computes: Vec<Daemon> = (1..=3)
+            .map(|n| {
+                let mut args: Vec<String> = [
+                    "compute",
+                    "--host",
+                    &format!("compute-{n}"),
+                    "--vcpus",
+                    "4",
+                    "--ram-mb",
+                    "4096",
+                    "--disk-gb",
+                    "100",
+                ]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+                args.extend_from_slice(&flags);
+                Daemon::start(&args, &dir)
+            })
+            .collect();
+        let mut args = vec!["serve".to_owned(), "--workers".into(), "2".into()];
+        args.extend_from_slice(&flags);
+        let scheduler = Daemon::start(&args, &dir);
+        assert_eq!(children(scheduler.child.id()).len(), 2, "two workers");
+
+        // Spread over the three hosts.
+        let hosts: BTreeSet<String> = boot(&flags, &["--count", "6"]).into_iter().collect();
+        assert_eq!(hosts.len(), 3, "{hosts:?}: {}", scheduler.log());
+
+        // A dead compute agent goes down once its heartbeats are older than service_down_time.
+        let mut computes = computes;
+        let mut dead = computes.remove(2);
+        dead.child.kill().unwrap();
+        dead.child.wait().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while service_row(&flags, "compute-3", "nova-compute")[6] != "down" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "compute-3 never went down"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let after = boot(&flags, &["--count", "4"]);
+        assert_eq!(after.len(), 4);
+        assert!(!after.contains(&"compute-3".to_owned()), "{after:?}");
+
+        // A caller of the 3.x API, served through the shim.
+        let mut args = vec![
+            "boot".to_owned(),
+            "--legacy".into(),
+            "--flavor".into(),
+            "m1.tiny".into(),
+        ];
+        args.extend_from_slice(&flags);
+        let legacy = run(&args);
+        assert!(legacy.status.success(), "{}", text(&legacy.stderr));
+        let legacy = text(&legacy.stdout);
+        assert!(legacy.contains("(3.x API)"), "{legacy}");
+        assert!(!legacy.contains("compute-3"), "{legacy}");
+
+        // A disabled compute service is skipped until enabled again.
+        let mut args: Vec<String> = [
+            "services",
+            "disable",
+            "compute-2",
+            "nova-compute",
+            "--reason",
+            "maintenance",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend_from_slice(&flags);
+        assert!(run(&args).status.success());
+        let row = service_row(&flags, "compute-2", "nova-compute");
+        assert_eq!(
+            (row[5].as_str(), row[8].as_str()),
+            ("disabled", "maintenance")
+        );
+        assert_eq!(boot(&flags, &["--count", "2"]), ["compute-1", "compute-1"]);
+        let mut args: Vec<String> = ["services", "enable", "compute-2", "nova-compute"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.extend_from_slice(&flags);
+        assert!(run(&args).status.success());
+        assert!(boot(&flags, &["--count", "2"]).contains(&"compute-2".to_owned()));
+
+        // Every service registered, the scheduler once for its two workers.
+        let row = service_row(&flags, &hostname(), "nova-scheduler");
+        assert_eq!((row[4].as_str(), row[6].as_str()), ("internal", "up"));
+
+        scheduler.stop();
+        for compute in computes {
+            compute.stop();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .unwrap();
+    drop(vhost);
+}
+
+/// The machine's host name, as the scheduler registers without `--host`.
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
