@@ -1,6 +1,6 @@
 //! The scheduler proper, in the order a request goes through it: the host view is refreshed
 //! (service liveness from the registry, capacity from the compute agents' reports), the hosts are
-//! filtered ([`filters`]) and weighed ([`weighers`]), the best one is reserved here and then
+//! filtered ([`Filter`]) and weighed (free RAM), the best one is reserved here and then
 //! claimed on its compute agent, which has the last word (so schedulers in several processes never
 //! overcommit a host). A request is all or nothing: when one instance cannot be placed, the claims
 //! made for the others are released.
