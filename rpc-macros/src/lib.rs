@@ -11,6 +11,7 @@ mod errors;
 mod expand;
 mod lock;
 mod model;
+mod object;
 mod parse;
 mod validate;
 
@@ -22,4 +23,13 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn rpc_endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::rpc_endpoint(attr.into(), item.into()).into()
+}
+
+/// Derives `rpc_runtime::object::VersionedObject` (oslo.versionedobjects' primitive format) and
+/// serde's `Serialize` / `Deserialize` through it.
+///
+/// Documented at `rpc_runtime::VersionedObject`.
+#[proc_macro_derive(VersionedObject, attributes(object, since))]
+pub fn derive_versioned_object(item: TokenStream) -> TokenStream {
+    object::derive(item.into()).into()
 }

@@ -35,7 +35,7 @@ impl Version {
         })
     }
 
-    fn parse(lit: &LitStr) -> syn::Result<Self> {
+    pub(crate) fn parse(lit: &LitStr) -> syn::Result<Self> {
         let text = lit.value();
         Self::parse_str(&text).ok_or_else(|| {
             syn::Error::new(

@@ -33,6 +33,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 pub mod launcher;
+pub mod object;
 mod periodic;
 mod private;
 pub mod registry;
@@ -65,6 +66,10 @@ pub use crate::version::{ParseVersionError, Version, VersionMarker, can_send_ver
 
 #[doc = include_str!("docs/rpc_endpoint.md")]
 pub use rpc_macros::rpc_endpoint;
+
+pub use crate::object::VersionedObject;
+#[doc = include_str!("docs/versioned_object.md")]
+pub use rpc_macros::VersionedObject;
 
 /// The README's Rust snippets, compiled as doctests.
 #[doc = include_str!("../../README.md")]

@@ -1,9 +1,11 @@
 //! What travels between the scheduler, the compute agents and their callers: request specs,
-//! flavors, selections, capacity reports, aggregates. Field names are nova's, so the JSON a nova
-//! caller sends reads as the same thing.
+//! flavors, selections, aggregates and instance lists are nova's versioned objects (namespace
+//! `nova`, the versions nova 34 sends), so nova's own client and this one send the same
+//! primitives; capacity reports are this scheduler's own.
 
 use std::collections::BTreeMap;
 
+use rpc_runtime::VersionedObject;
 use serde::{Deserialize, Serialize};
 
 /// An amount of each resource the scheduler places: what an instance asks for, what a host has.
@@ -39,27 +41,28 @@ impl Resources {
     }
 }
 
-/// An instance type (nova's `Flavor`): what one instance of it needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An instance type (nova's `Flavor` 1.2): what one instance of it needs.
+#[derive(Debug, Clone, PartialEq, Eq, VersionedObject)]
+#[object(name = "Flavor", namespace = "nova", version = "1.2")]
 pub struct Flavor {
     /// Its name (`m1.small`).
-    #[serde(default)]
+    #[object(default)]
     pub name: String,
     /// Virtual CPUs.
     pub vcpus: u64,
     /// Memory, in MiB.
     pub memory_mb: u64,
     /// Root disk, in GiB (not counted when booting from a volume).
-    #[serde(default)]
+    #[object(default)]
     pub root_gb: u64,
     /// Ephemeral disk, in GiB.
-    #[serde(default)]
+    #[object(default)]
     pub ephemeral_gb: u64,
     /// Swap, in MiB.
-    #[serde(default)]
+    #[object(default)]
     pub swap: u64,
     /// Extra specs (`hw:*`, `resources:*`); carried along, not used for placement.
-    #[serde(default)]
+    #[object(default)]
     pub extra_specs: BTreeMap<String, String>,
 }
 
@@ -108,39 +111,37 @@ impl Flavor {
     }
 }
 
-/// What a request asks the scheduler for (nova's `RequestSpec`, the fields scheduling reads).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a request asks the scheduler for (nova's `RequestSpec` 1.15, the fields scheduling
+/// reads; the others a nova caller sends are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, VersionedObject)]
+#[object(name = "RequestSpec", namespace = "nova", version = "1.15")]
 pub struct RequestSpec {
     /// What each instance needs.
     pub flavor: Flavor,
     /// The availability zone the instances must land in, if any.
-    #[serde(default)]
+    #[object(nullable)]
     pub availability_zone: Option<String>,
     /// How many instances (the instance uuids, when given, win).
-    #[serde(default = "one")]
+    #[object(default)]
     pub num_instances: u32,
     /// The first instance's uuid.
-    #[serde(default)]
     pub instance_uuid: Option<String>,
     /// Boot from volume: the root disk is not counted.
-    #[serde(default)]
+    #[object(default)]
     pub is_bfv: bool,
     /// Only these hosts may be chosen (nova's `force_hosts`), when not empty.
-    #[serde(default)]
+    #[object(default)]
     pub force_hosts: Vec<String>,
     /// These hosts must not be chosen.
-    #[serde(default)]
+    #[object(default)]
     pub ignore_hosts: Vec<String>,
     /// The project the instances belong to.
-    #[serde(default)]
     pub project_id: Option<String>,
     /// The user who asked.
-    #[serde(default)]
     pub user_id: Option<String>,
-}
-
-fn one() -> u32 {
-    1
+    /// Hints (`group`, `same_host`, …); carried along.
+    #[object(default)]
+    pub scheduler_hints: BTreeMap<String, Vec<String>>,
 }
 
 impl RequestSpec {
@@ -156,6 +157,7 @@ impl RequestSpec {
             ignore_hosts: Vec::new(),
             project_id: None,
             user_id: None,
+            scheduler_hints: BTreeMap::new(),
         }
     }
 
@@ -173,54 +175,63 @@ impl RequestSpec {
 }
 
 /// The most of each resource a host may hand out, as the filters computed it (total times the
-/// allocation ratio); the compute agent checks a claim against them (nova's `SchedulerLimits`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// allocation ratio); the compute agent checks a claim against them (nova's `SchedulerLimits`
+/// 1.0).
+#[derive(Debug, Clone, Default, PartialEq, Eq, VersionedObject)]
+#[object(name = "SchedulerLimits", namespace = "nova", version = "1.0")]
 pub struct Limits {
+    /// NUMA limits (nova's `NUMATopologyLimits`); not computed here.
+    #[object(nullable)]
+    pub numa_topology: Option<serde_json::Value>,
     /// vCPU limit.
+    #[object(nullable)]
     pub vcpu: Option<u64>,
-    /// Memory limit, MiB.
-    pub memory_mb: Option<u64>,
     /// Disk limit, GiB.
+    #[object(nullable)]
     pub disk_gb: Option<u64>,
+    /// Memory limit, MiB.
+    #[object(nullable)]
+    pub memory_mb: Option<u64>,
 }
 
-/// One place an instance may go (nova's `Selection`): the chosen host first in each list, then
-/// alternates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One place an instance may go (nova's `Selection` 1.1): the chosen host first in each list,
+/// then alternates. Every field nova reads is sent, nulls included.
+#[derive(Debug, Clone, PartialEq, Eq, VersionedObject)]
+#[object(name = "Selection", namespace = "nova", version = "1.1")]
 pub struct Selection {
+    /// The compute node's uuid.
+    pub compute_node_uuid: String,
     /// The compute service's host.
     pub service_host: String,
     /// The hypervisor node's name.
     pub nodename: String,
-    /// The compute node's uuid.
-    pub compute_node_uuid: String,
     /// The cell the host is in.
-    #[serde(default)]
-    pub cell_uuid: Option<String>,
+    pub cell_uuid: String,
     /// The limits the claim was checked against.
-    #[serde(default)]
+    #[object(nullable)]
     pub limits: Option<Limits>,
     /// The claim, as JSON text (placement's allocation request format).
-    #[serde(default)]
+    #[object(nullable)]
     pub allocation_request: Option<String>,
     /// The format version of `allocation_request`.
-    #[serde(default)]
+    #[object(nullable)]
     pub allocation_request_version: Option<String>,
     /// The host's availability zone.
-    #[serde(default)]
+    #[since("1.1")]
+    #[object(nullable)]
     pub availability_zone: Option<String>,
 }
 
-/// A destination in the old format (`return_objects` false, or a 3.x caller).
+/// A destination in the old format (`return_objects` false, or a 3.x caller): a plain dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostDestination {
     /// The compute service's host.
     pub host: String,
     /// The hypervisor node's name.
     pub nodename: String,
-    /// The limits the claim was checked against.
+    /// The limits the claim was checked against, by resource (`vcpu`, `memory_mb`, `disk_gb`).
     #[serde(default)]
-    pub limits: Limits,
+    pub limits: BTreeMap<String, u64>,
 }
 
 impl From<&Selection> for HostDestination {
@@ -228,7 +239,18 @@ impl From<&Selection> for HostDestination {
         Self {
             host: selection.service_host.clone(),
             nodename: selection.nodename.clone(),
-            limits: selection.limits.unwrap_or_default(),
+            limits: selection
+                .limits
+                .iter()
+                .flat_map(|l| {
+                    [
+                        ("vcpu", l.vcpu),
+                        ("memory_mb", l.memory_mb),
+                        ("disk_gb", l.disk_gb),
+                    ]
+                })
+                .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+                .collect(),
         }
     }
 }
@@ -278,28 +300,43 @@ pub struct HostReport {
     pub generation: u64,
 }
 
-/// A host aggregate (nova's `Aggregate`): hosts grouped, with metadata; `availability_zone` in
-/// the metadata sets its hosts' zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A host aggregate (nova's `Aggregate` 1.3): hosts grouped, with metadata;
+/// `availability_zone` in the metadata sets its hosts' zone.
+#[derive(Debug, Clone, PartialEq, Eq, VersionedObject)]
+#[object(name = "Aggregate", namespace = "nova", version = "1.3")]
 pub struct Aggregate {
     /// Its id.
     pub id: i64,
+    /// Its uuid.
+    pub uuid: Option<String>,
     /// Its name.
-    #[serde(default)]
+    #[object(default)]
     pub name: String,
     /// Its hosts.
-    #[serde(default)]
+    #[object(default)]
     pub hosts: Vec<String>,
     /// Its metadata.
-    #[serde(default)]
+    #[object(default)]
     pub metadata: BTreeMap<String, String>,
 }
 
-/// An instance as `update_instance_info` carries it: the scheduler needs only its uuid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstanceInfo {
+/// Instances (nova's `InstanceList` 2.6), as `update_instance_info` carries them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, VersionedObject)]
+#[object(name = "InstanceList", namespace = "nova", version = "2.6")]
+pub struct InstanceList {
+    /// The instances.
+    #[object(default)]
+    pub objects: Vec<Instance>,
+}
+
+/// An instance (nova's `Instance` 2.8): the scheduler reads only its uuid and host.
+#[derive(Debug, Clone, PartialEq, Eq, VersionedObject)]
+#[object(name = "Instance", namespace = "nova", version = "2.8")]
+pub struct Instance {
     /// The instance's uuid.
     pub uuid: String,
+    /// Its host.
+    pub host: Option<String>,
 }
 
 #[cfg(test)]
@@ -318,25 +355,40 @@ mod tests {
     #[test]
     fn a_spec_from_a_caller_may_leave_out_everything_but_the_flavor() {
         let spec: RequestSpec = serde_json::from_value(serde_json::json!({
-            "flavor": {"vcpus": 1, "memory_mb": 512},
-            "unknown": true
+            "nova_object.name": "RequestSpec", "nova_object.namespace": "nova",
+            "nova_object.version": "1.15",
+            "nova_object.data": {
+                "flavor": {"nova_object.name": "Flavor", "nova_object.namespace": "nova",
+                           "nova_object.version": "1.2",
+                           "nova_object.data": {"vcpus": 1, "memory_mb": 512}},
+                "force_hosts": null, "availability_zone": null, "image": {"unknown": true}
+            }
         }))
         .expect("spec");
-        assert_eq!(spec.num_instances, 1);
+        assert_eq!(spec.num_instances, 0);
+        assert!(spec.force_hosts.is_empty());
         assert_eq!(spec.resources().disk_gb, 0);
     }
 
     #[test]
     fn destinations_decode_in_both_formats() {
         let hosts: Destinations = serde_json::from_value(serde_json::json!([
-            {"host": "a", "nodename": "a", "limits": {}}
+            {"host": "a", "nodename": "a", "limits": {"vcpu": 4}}
         ]))
         .expect("hosts");
         assert_eq!(hosts.hosts(), vec!["a"]);
-        let selections: Destinations = serde_json::from_value(serde_json::json!([[
-            {"service_host": "b", "nodename": "b", "compute_node_uuid": "u"}
-        ]]))
-        .expect("selections");
+        let selection = Selection {
+            compute_node_uuid: "u".into(),
+            service_host: "b".into(),
+            nodename: "b".into(),
+            cell_uuid: "c".into(),
+            limits: None,
+            allocation_request: None,
+            allocation_request_version: None,
+            availability_zone: None,
+        };
+        let selections: Destinations =
+            serde_json::from_value(serde_json::json!([[selection]])).expect("selections");
         assert!(matches!(selections, Destinations::Selections(_)));
         assert_eq!(selections.hosts(), vec!["b"]);
     }

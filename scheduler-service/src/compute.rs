@@ -26,6 +26,8 @@ pub struct HostSpec {
     pub availability_zone: String,
     /// What it has.
     pub total: Resources,
+    /// How long a claim takes (a slow hypervisor, for tests of long calls); usually zero.
+    pub claim_delay: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +121,9 @@ impl ComputeManager {
         resources: Resources,
         limits: Limits,
     ) -> Result<HostReport, ClaimRefused> {
+        if !self.spec.claim_delay.is_zero() {
+            tokio::time::sleep(self.spec.claim_delay).await;
+        }
         let report = {
             let mut usage = self.usage();
             if !usage.instances.contains_key(&instance_uuid) {

@@ -17,7 +17,7 @@ use rpc_runtime::service::{HookError, Manager};
 use rpc_runtime::{Context, Endpoint, rpc_endpoint};
 
 use crate::api::{
-    Aggregate, Destinations, Flavor, HostDestination, HostReport, InstanceInfo, RequestSpec,
+    Aggregate, Destinations, Flavor, HostDestination, HostReport, InstanceList, RequestSpec,
 };
 use crate::error::{NoValidHost, Unavailable};
 use crate::scheduler::{HostSummary, Scheduler};
@@ -100,9 +100,9 @@ impl SchedulerManager {
         &self,
         _ctx: &Context,
         host_name: String,
-        instance_info: Vec<InstanceInfo>,
+        instance_info: InstanceList,
     ) {
-        let uuids = instance_info.into_iter().map(|i| i.uuid).collect();
+        let uuids = instance_info.objects.into_iter().map(|i| i.uuid).collect();
         self.scheduler.set_instances(&host_name, uuids, false);
     }
 
@@ -171,8 +171,8 @@ pub struct SchedulerV3 {
 /// The 3.x request spec dictionary.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LegacyRequestSpec {
-    /// The flavor.
-    pub instance_type: Flavor,
+    /// The flavor, as a dictionary.
+    pub instance_type: LegacyFlavor,
     /// The instance's properties (its zone, project, user).
     #[serde(default)]
     pub instance_properties: LegacyInstanceProperties,
@@ -182,6 +182,54 @@ pub struct LegacyRequestSpec {
     /// Their uuids.
     #[serde(default)]
     pub instance_uuids: Vec<String>,
+}
+
+/// A flavor as 3.x callers send it: a plain dictionary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LegacyFlavor {
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: u64,
+    /// Memory, in MiB.
+    pub memory_mb: u64,
+    /// Root disk, in GiB.
+    #[serde(default)]
+    pub root_gb: u64,
+    /// Ephemeral disk, in GiB.
+    #[serde(default)]
+    pub ephemeral_gb: u64,
+    /// Swap, in MiB.
+    #[serde(default)]
+    pub swap: u64,
+}
+
+impl From<&Flavor> for LegacyFlavor {
+    fn from(flavor: &Flavor) -> Self {
+        Self {
+            name: flavor.name.clone(),
+            vcpus: flavor.vcpus,
+            memory_mb: flavor.memory_mb,
+            root_gb: flavor.root_gb,
+            ephemeral_gb: flavor.ephemeral_gb,
+            swap: flavor.swap,
+        }
+    }
+}
+
+impl From<&LegacyFlavor> for Flavor {
+    fn from(flavor: &LegacyFlavor) -> Self {
+        let mut converted = Flavor::new(
+            flavor.name.clone(),
+            flavor.vcpus,
+            flavor.memory_mb,
+            flavor.root_gb,
+        );
+        converted.ephemeral_gb = flavor.ephemeral_gb;
+        converted.swap = flavor.swap;
+        converted
+    }
 }
 
 /// The instance properties of a 3.x request spec.
@@ -215,7 +263,7 @@ impl LegacyRequestSpec {
         let count = self
             .num_instances
             .unwrap_or_else(|| u32::try_from(self.instance_uuids.len().max(1)).unwrap_or(u32::MAX));
-        let mut spec = RequestSpec::new(self.instance_type.clone(), count);
+        let mut spec = RequestSpec::new(Flavor::from(&self.instance_type), count);
         spec.availability_zone = self.instance_properties.availability_zone.clone();
         spec.project_id = self.instance_properties.project_id.clone();
         spec.user_id = self.instance_properties.user_id.clone();

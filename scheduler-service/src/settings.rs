@@ -10,6 +10,7 @@
 //! | `[DEFAULT]` | `default_availability_zone` | `nova` |
 //! | `[scheduler]` | `max_attempts` | `3` (the chosen host plus up to two alternates) |
 //! | `[scheduler]` | `claim_timeout` | `10` seconds for a compute agent to answer a claim |
+//! | `[scheduler]` | `cell_uuid` | the cell every host is in (selections carry it); default [`DEFAULT_CELL_UUID`] |
 
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ use rpc_runtime::config::Config;
 
 use crate::error::SettingError;
 use crate::scheduler::Filter;
+
+/// The cell uuid selections carry when `[scheduler] cell_uuid` is not set.
+pub const DEFAULT_CELL_UUID: &str = "9d5a5cbd-1b0b-5e1f-9a44-7d0fdc3bd1a0";
 
 /// How the scheduler filters, weighs and claims.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +44,8 @@ pub struct Settings {
     pub claim_timeout: Duration,
     /// A compute service whose last heartbeat is older is down (`[DEFAULT] service_down_time`).
     pub service_down_time: Duration,
+    /// The cell every host is in: one cell, as nova's cell1.
+    pub cell_uuid: String,
 }
 
 impl Default for Settings {
@@ -54,6 +60,7 @@ impl Default for Settings {
             max_attempts: 3,
             claim_timeout: Duration::from_secs(10),
             service_down_time: Duration::from_secs(60),
+            cell_uuid: DEFAULT_CELL_UUID.to_owned(),
         }
     }
 }
@@ -148,6 +155,9 @@ impl Settings {
         };
         settings.max_attempts = usize::try_from(whole("max_attempts", 3)?).unwrap_or(usize::MAX);
         settings.claim_timeout = Duration::from_secs(whole("claim_timeout", 10)?);
+        if let Some(cell) = config.option("scheduler", "cell_uuid") {
+            settings.cell_uuid = cell.trim().to_owned();
+        }
         Ok(settings)
     }
 }

@@ -34,6 +34,7 @@ fn host(name: &'static str, slots: u64, zone: &'static str) -> (&'static str, Ho
             memory_mb: slots * 1024,
             disk_gb: 100_000,
         },
+        claim_delay: Duration::ZERO,
     };
     (name, spec)
 }
@@ -263,7 +264,11 @@ async fn selections_carry_what_a_caller_needs_and_alternates_exclude_chosen_host
             allocation["allocations"][&report.node_uuid]["resources"]["MEMORY_MB"],
             1024
         );
-        assert_eq!(first.limits.unwrap().memory_mb, Some(4 * 1024));
+        assert_eq!(first.limits.as_ref().unwrap().memory_mb, Some(4 * 1024));
+        assert_eq!(
+            first.cell_uuid,
+            scheduler_service::settings::DEFAULT_CELL_UUID
+        );
     }
     cloud.stop().await;
 }
@@ -325,6 +330,7 @@ async fn vcpus_are_overcommitted_by_the_allocation_ratio_and_disk_is_not() {
             memory_mb: 1_000_000,
             disk_gb: 30,
         },
+        claim_delay: Duration::ZERO,
     };
     let cloud = start_cloud(
         &[("a", spec)],
@@ -345,6 +351,7 @@ async fn vcpus_are_overcommitted_by_the_allocation_ratio_and_disk_is_not() {
             memory_mb: 1_000_000,
             disk_gb: 30,
         },
+        claim_delay: Duration::ZERO,
     };
     let cloud = start_cloud(&[("a", spec)], 1, &[]).await;
     let disk = Flavor::new("disk", 1, 1, 20);
@@ -436,6 +443,7 @@ async fn an_aggregate_moves_hosts_into_its_zone_until_deleted() {
     let cloud = start_cloud(&[host("a", 4, "nova"), host("b", 4, "nova")], 1, &[]).await;
     let west = Aggregate {
         id: 7,
+        uuid: None,
         name: "west-rack".into(),
         hosts: vec!["b".into()],
         metadata: [("availability_zone".to_owned(), "west".to_owned())].into(),

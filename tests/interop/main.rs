@@ -2,13 +2,15 @@
 //! a Python `RPCClient` calls a Rust server, and a Rust client calls a Python server, over the
 //! local RabbitMQ in a vhost of the test's own.
 
+mod objects;
+
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use rpc_integration_tests::{Vhost, is_ci};
+use rpc_integration_tests::{Vhost, python_venv};
 use rpc_runtime::{
     ApplicationError, CallOptions, Client, Context, RpcError, RpcServer, ServerConfig, Target,
     Version, rpc_endpoint,
@@ -24,57 +26,28 @@ const OSLO_MESSAGING: &str = "oslo.messaging==18.3.1";
 /// cannot be installed outside CI.
 fn python() -> Option<PathBuf> {
     static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _guard = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     PYTHON
         .get_or_init(|| {
             let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("oslo-venv");
-            let python = venv.join("bin/python");
-            let ready = || {
-                Command::new(&python)
-                    .args(["-c", "import oslo_messaging"])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            };
-            if ready() {
-                return Some(python);
-            }
-            let steps: [(&str, Vec<String>); 2] = [
-                (
-                    "python3",
-                    vec!["-m".into(), "venv".into(), venv.display().to_string()],
-                ),
-                (
-                    python.to_str().unwrap_or_default(),
-                    vec![
-                        "-m".into(),
-                        "pip".into(),
-                        "install".into(),
-                        "-q".into(),
-                        OSLO_MESSAGING.into(),
-                    ],
-                ),
-            ];
-            for (program, args) in steps {
-                let output = Command::new(program).args(&args).output();
-                let ok = output.as_ref().is_ok_and(|o| o.status.success());
-                if !ok {
-                    let why = output.map_or_else(
-                        |e| e.to_string(),
-                        |o| String::from_utf8_lossy(&o.stderr).into_owned(),
-                    );
-                    assert!(
-                        !is_ci(),
-                        "installing {OSLO_MESSAGING} failed under CI: {why}"
-                    );
-                    eprintln!("skipped: cannot install {OSLO_MESSAGING}: {why}");
-                    return None;
-                }
-            }
-            ready().then_some(python)
+            python_venv(&venv, &[OSLO_MESSAGING], "oslo_messaging")
+        })
+        .clone()
+}
+
+/// oslo.versionedobjects' release in nova 34's pinned set.
+const OSLO_VERSIONEDOBJECTS: &str = "oslo.versionedobjects==3.12.0";
+
+/// The virtualenv's python with oslo.messaging and oslo.versionedobjects.
+fn python_with_objects() -> Option<PathBuf> {
+    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ovo-venv");
+            python_venv(
+                &venv,
+                &[OSLO_MESSAGING, OSLO_VERSIONEDOBJECTS],
+                "oslo_versionedobjects",
+            )
         })
         .clone()
 }

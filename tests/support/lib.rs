@@ -237,3 +237,57 @@ impl Drop for TempDatabase {
         }
     }
 }
+
+/// A Python virtualenv at `venv` (a folder under the build folder: pass
+/// `env!("CARGO_TARGET_TMPDIR")` joined with a name) with `packages` pip-installed, made on first
+/// use and reused while `import` still works; its `python`. `None` (the test skips) when it cannot
+/// be made outside CI.
+///
+/// # Panics
+///
+/// Under `CI=true` when the virtualenv or the install fails.
+pub fn python_venv(
+    venv: &std::path::Path,
+    packages: &[&str],
+    import: &str,
+) -> Option<std::path::PathBuf> {
+    use std::process::{Command, Stdio};
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let python = venv.join("bin/python");
+    let ready = || {
+        Command::new(&python)
+            .args(["-c", &format!("import {import}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ready() {
+        return Some(python);
+    }
+    let mut install = vec!["-m".to_owned(), "pip".into(), "install".into(), "-q".into()];
+    install.extend(packages.iter().map(|p| (*p).to_owned()));
+    let steps: [(&str, Vec<String>); 2] = [
+        (
+            "python3",
+            vec!["-m".into(), "venv".into(), venv.display().to_string()],
+        ),
+        (python.to_str().unwrap_or_default(), install),
+    ];
+    for (program, args) in steps {
+        let output = Command::new(program).args(&args).output();
+        let ok = output.as_ref().is_ok_and(|o| o.status.success());
+        if !ok {
+            let why = output.map_or_else(
+                |e| e.to_string(),
+                |o| String::from_utf8_lossy(&o.stderr).into_owned(),
+            );
+            assert!(!is_ci(), "installing {packages:?} failed under CI: {why}");
+            eprintln!("skipped: cannot install {packages:?}: {why}");
+            return None;
+        }
+    }
+    ready().then_some(python)
+}

@@ -17,7 +17,7 @@ use super::Failure;
 use crate::api::{Destinations, Flavor, RequestSpec, Resources};
 use crate::compute::HostSpec;
 use crate::error::NoValidHost;
-use crate::manager::{FilterProperties, LegacyInstanceProperties, LegacyRequestSpec};
+use crate::manager::{FilterProperties, LegacyFlavor, LegacyInstanceProperties, LegacyRequestSpec};
 use crate::wiring::{SCHEDULER_BINARY, Shared, compute_service, scheduler_service};
 use crate::{SchedulerManagerClient, SchedulerV3Client};
 
@@ -110,6 +110,7 @@ async fn demonstrate(database: &std::path::Path) -> Result<ExitCode, Failure> {
                                 memory_mb,
                                 disk_gb,
                             },
+                            claim_delay: std::time::Duration::ZERO,
                         };
                         services =
                             services.with(compute_service(config.clone(), &shared, host, spec)?);
@@ -185,7 +186,9 @@ async fn boot_batch(
     // An old caller: the 3.x shim turns its dictionaries into a request spec.
     let uuids = new_uuids(2);
     let legacy = LegacyRequestSpec {
-        instance_type: Flavor::named("m1.tiny").ok_or("a built-in flavor is missing")?,
+        instance_type: LegacyFlavor::from(
+            &Flavor::named("m1.tiny").ok_or("a built-in flavor is missing")?,
+        ),
         instance_properties: LegacyInstanceProperties::default(),
         num_instances: Some(2),
         instance_uuids: uuids.clone(),

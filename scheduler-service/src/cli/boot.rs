@@ -8,7 +8,7 @@ use rpc_runtime::{CallOptions, Context};
 
 use super::{Failure, load_config};
 use crate::api::{Destinations, Flavor, RequestSpec};
-use crate::manager::{FilterProperties, LegacyInstanceProperties, LegacyRequestSpec};
+use crate::manager::{FilterProperties, LegacyFlavor, LegacyInstanceProperties, LegacyRequestSpec};
 use crate::{SchedulerManagerClient, SchedulerV3Client};
 
 /// `boot [--flavor F] [--count N] [--az Z] [--legacy] [config flags]`.
@@ -65,7 +65,7 @@ pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
     let ctx = Context::new();
     let destinations = if args.legacy {
         let spec = LegacyRequestSpec {
-            instance_type: args.flavor.clone(),
+            instance_type: LegacyFlavor::from(&args.flavor),
             instance_properties: LegacyInstanceProperties {
                 availability_zone: args.az.clone(),
                 ..LegacyInstanceProperties::default()

@@ -27,6 +27,9 @@ pub(super) struct Args {
     /// The host's availability zone.
     #[arg(long, default_value = "nova")]
     az: String,
+    /// Milliseconds each claim takes (simulates a slow host; for trying long calls).
+    #[arg(long, default_value_t = 0)]
+    claim_delay_ms: u64,
 }
 
 pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
@@ -37,6 +40,7 @@ pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
             memory_mb: args.ram_mb,
             disk_gb: args.disk_gb,
         },
+        claim_delay: std::time::Duration::from_millis(args.claim_delay_ms),
     };
     let config_args = args.config.clone();
     let build = move || {

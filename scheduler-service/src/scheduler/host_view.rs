@@ -225,6 +225,7 @@ impl HostView {
             node_uuid: c.report.node_uuid.clone(),
             zone: c.zone.to_owned(),
             limits: Limits {
+                numa_topology: None,
                 vcpu: Some(c.limit.vcpus),
                 memory_mb: Some(c.limit.memory_mb),
                 disk_gb: Some(c.limit.disk_gb),

@@ -200,7 +200,7 @@ impl Scheduler {
     ) -> Result<HostReport, CallError<ClaimRefused>> {
         self.computes
             .prepare(CallOptions::new().server(host.host.clone()))
-            .claim(ctx, uuid.to_owned(), wanted, host.limits)
+            .claim(ctx, uuid.to_owned(), wanted, host.limits.clone())
             .await
     }
 
@@ -234,8 +234,8 @@ impl Scheduler {
             service_host: host.host.clone(),
             nodename: host.nodename.clone(),
             compute_node_uuid: host.node_uuid.clone(),
-            cell_uuid: None,
-            limits: Some(host.limits),
+            cell_uuid: self.settings.cell_uuid.clone(),
+            limits: Some(host.limits.clone()),
             allocation_request: Some(allocation.to_string()),
             allocation_request_version: Some(ALLOCATION_REQUEST_VERSION.to_owned()),
             availability_zone: Some(host.zone.clone()),

@@ -1,0 +1,166 @@
+//! nova 34's own scheduler client (pip-installed into a virtualenv) against this scheduler on
+//! RabbitMQ, in a vhost of the test's own, on nova's control exchange: placements with
+//! alternates, `NoValidHost` raised as nova's exception, the five fanout casts visible in the
+//! scheduler's host view, and a slow `select_destinations` kept alive by call-monitor heartbeats.
+
+// Helpers report by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_integration_tests::{Vhost, python_venv};
+use rpc_runtime::config::ConfigLoader;
+use rpc_runtime::{Context, Service};
+use scheduler_service::SchedulerManagerClient;
+use scheduler_service::api::Resources;
+use scheduler_service::compute::{ComputeManager, HostSpec};
+use scheduler_service::scheduler::HostSummary;
+use scheduler_service::wiring::{Shared, compute_service, scheduler_service};
+use serde_json::Value;
+
+/// The nova release the captured samples in `shared/nova-wire` come from.
+const NOVA: &str = "nova==34.0.0";
+
+fn host(vcpus: u64, memory_mb: u64, disk_gb: u64, zone: &str, delay: Duration) -> HostSpec {
+    HostSpec {
+        availability_zone: zone.to_owned(),
+        total: Resources {
+            vcpus,
+            memory_mb,
+            disk_gb,
+        },
+        claim_delay: delay,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn novas_own_client_schedules_casts_and_survives_a_long_call() {
+    let Some(vhost) = Vhost::create("nova-client") else {
+        return;
+    };
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nova-venv");
+    let Some(python) =
+        tokio::task::spawn_blocking(move || python_venv(&venv, &[NOVA], "nova.scheduler.rpcapi"))
+            .await
+            .unwrap()
+    else {
+        return;
+    };
+    let config = ConfigLoader::new()
+        .set("DEFAULT", "host", "scheduler-0")
+        .set("DEFAULT", "transport_url", vhost.url(""))
+        .set("DEFAULT", "control_exchange", "nova")
+        .set("DEFAULT", "periodic_enable", "false")
+        .set("database", "connection", "sqlite::memory:")
+        .set("scheduler", "claim_timeout", "20")
+        .load()
+        .unwrap()
+        .config;
+    let shared = Shared::open(&config).await.unwrap();
+    // The inventory nova-wire's fake uses, plus a slow host in a zone of its own.
+    let hosts = [
+        ("compute-0", host(16, 65_536, 1_000, "nova", Duration::ZERO)),
+        ("compute-1", host(16, 32_768, 1_000, "nova", Duration::ZERO)),
+        ("compute-2", host(8, 16_384, 500, "nova", Duration::ZERO)),
+        (
+            "slow-0",
+            host(8, 16_384, 500, "slow", Duration::from_secs(5)),
+        ),
+    ];
+    let mut computes: Vec<Service<ComputeManager>> = Vec::new();
+    for (name, spec) in hosts {
+        let mut service = compute_service(config.clone(), &shared, name, spec).unwrap();
+        service.start().await.unwrap();
+        computes.push(service);
+    }
+    let mut scheduler = scheduler_service(config.clone(), &shared).unwrap();
+    scheduler.start().await.unwrap();
+
+    let output = tokio::process::Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/nova_client.py"))
+        .arg(vhost.url(""))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let results: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // One list per instance: the chosen host, then up to two alternates, every field set.
+    let lists = results["select"]["selections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{results}"));
+    assert_eq!(lists.len(), 1);
+    let first = lists[0].as_array().unwrap();
+    assert!((2..=3).contains(&first.len()), "{first:?}");
+    for field in [
+        "compute_node_uuid",
+        "service_host",
+        "nodename",
+        "cell_uuid",
+        "allocation_request",
+        "allocation_request_version",
+        "availability_zone",
+    ] {
+        assert!(
+            first[0].get(field).is_some_and(|v| !v.is_null()),
+            "{field}: {first:?}"
+        );
+    }
+    assert!(first[0].get("limits").is_some(), "{first:?}");
+    let allocation: Value =
+        serde_json::from_str(first[0]["allocation_request"].as_str().unwrap()).unwrap();
+    assert!(allocation["allocations"].is_object(), "{allocation}");
+    assert_eq!(
+        results["select_noalts"]["selections"][0]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let multi = results["select_multi"]["selections"].as_array().unwrap();
+    assert_eq!(multi.len(), 2);
+
+    // NoValidHost arrives as nova's own exception, with its kwargs.
+    assert_eq!(results["novalidhost"]["novalidhost"], true, "{results}");
+    assert_eq!(
+        results["novalidhost"]["kwargs"]["reason"],
+        "There are not enough hosts available."
+    );
+    assert_eq!(results["novalidhost"]["kwargs"]["code"], 500);
+
+    // Longer than the call monitor's 2 s limit: heartbeats kept it alive.
+    let slow = &results["select_slow"]["selections"];
+    assert_eq!(slow[0][0]["service_host"], "slow-0", "{results}");
+
+    // The five fanout casts, in the scheduler's host view.
+    let client = SchedulerManagerClient::new(Arc::clone(&shared.transport));
+    let view = || async { client.hosts(&Context::new()).await.unwrap() };
+    let find = |hosts: &[HostSummary], name: &str| -> HostSummary {
+        hosts.iter().find(|h| h.host == name).unwrap().clone()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let hosts = view().await;
+        let done = find(&hosts, "compute-0").zone == "az1"
+            && find(&hosts, "compute-1").zone == "nova"
+            && find(&hosts, "compute-1").instances == 3
+            && find(&hosts, "compute-2").instances == 1;
+        if done {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the casts did not show: {hosts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    scheduler.stop().await;
+    for compute in &mut computes {
+        compute.stop().await;
+    }
+    drop(vhost);
+}
