@@ -7,8 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use rpc_integration_tests::{Vhost, python_venv};
 use rpc_runtime::config::ConfigLoader;
@@ -78,15 +81,45 @@ async fn novas_own_client_schedules_casts_and_survives_a_long_call() {
     let mut scheduler = scheduler_service(config.clone(), &shared).unwrap();
     scheduler.start().await.unwrap();
 
-    let output = tokio::process::Command::new(&python)
+    let mut child = tokio::process::Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/nova_client.py"))
         .arg(vhost.url(""))
-        .output()
-        .await
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let client = SchedulerManagerClient::new(Arc::clone(&shared.transport));
+    let first_step = stdout.next_line().await.unwrap();
+    assert_eq!(first_step.as_deref(), Some("casts: first step sent"));
+    // update_aggregates twice (zones az1, az2) and update_instance_info (two instances).
+    wait_for_view(&client, |hosts| {
+        zone(hosts, "compute-0") == "az1"
+            && zone(hosts, "compute-1") == "az2"
+            && instances(hosts, "compute-2") == 2
+    })
+    .await;
+    stdin.write_all(b"go on\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    // delete_aggregate (compute-1 back to the default zone), delete_instance_info (one left),
+    // sync_instance_info (compute-1's list replaced by three).
+    wait_for_view(&client, |hosts| {
+        zone(hosts, "compute-0") == "az1"
+            && zone(hosts, "compute-1") == "nova"
+            && instances(hosts, "compute-2") == 1
+            && instances(hosts, "compute-1") == 3
+    })
+    .await;
+    drop(stdin);
+    let last = stdout.next_line().await.unwrap().unwrap_or_default();
+    let output = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    let results: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let results: Value =
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last} {stderr}"));
 
     // One list per instance: the chosen host, then up to two alternates, every field set.
     let lists = results["select"]["selections"]
@@ -135,21 +168,34 @@ async fn novas_own_client_schedules_casts_and_survives_a_long_call() {
     let slow = &results["select_slow"]["selections"];
     assert_eq!(slow[0][0]["service_host"], "slow-0", "{results}");
 
-    // The five fanout casts, in the scheduler's host view.
-    let client = SchedulerManagerClient::new(Arc::clone(&shared.transport));
-    let view = || async { client.hosts(&Context::new()).await.unwrap() };
-    let find = |hosts: &[HostSummary], name: &str| -> HostSummary {
-        hosts.iter().find(|h| h.host == name).unwrap().clone()
-    };
+    scheduler.stop().await;
+    for compute in &mut computes {
+        compute.stop().await;
+    }
+    drop(vhost);
+}
+
+fn zone<'a>(hosts: &'a [HostSummary], name: &str) -> &'a str {
+    hosts
+        .iter()
+        .find(|h| h.host == name)
+        .map_or("", |h| h.zone.as_str())
+}
+
+fn instances(hosts: &[HostSummary], name: &str) -> usize {
+    hosts
+        .iter()
+        .find(|h| h.host == name)
+        .map_or(usize::MAX, |h| h.instances)
+}
+
+/// Polls the scheduler's host view (casts have no reply) until `done` holds, up to 30 s.
+async fn wait_for_view(client: &SchedulerManagerClient, done: impl Fn(&[HostSummary]) -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let hosts = view().await;
-        let done = find(&hosts, "compute-0").zone == "az1"
-            && find(&hosts, "compute-1").zone == "nova"
-            && find(&hosts, "compute-1").instances == 3
-            && find(&hosts, "compute-2").instances == 1;
-        if done {
-            break;
+        let hosts = client.hosts(&Context::new()).await.unwrap();
+        if done(&hosts) {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -157,10 +203,4 @@ async fn novas_own_client_schedules_casts_and_survives_a_long_call() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    scheduler.stop().await;
-    for compute in &mut computes {
-        compute.stop().await;
-    }
-    drop(vhost);
 }

@@ -3,7 +3,8 @@
     nova_client.py URL
 
 Runs every mode and prints one JSON object: mode -> what nova's client returned (selections as
-dictionaries of their fields) or raised. No nova database or service is needed.
+dictionaries of their fields) or raised. The fanout casts go in two steps: after the first, it
+prints a line and waits for one on stdin. No nova database or service is needed.
 """
 import json
 import os
@@ -88,19 +89,23 @@ def main():
         'novalidhost': select(qc, ctxt, 1, flavor('m1.huge', 4096, 8 * 1024 * 1024, 100000)),
     }
     admin = ctxt.elevated()
+    # The casts, in two steps, so the test sees each one's effect: after the first line this
+    # prints, it waits for a line on stdin before undoing some of them.
     agg1 = objects.Aggregate(id=1, uuid=str(uuid.uuid4()), name='agg-az1', hosts=['compute-0'],
                              metadata={'availability_zone': 'az1'})
     agg2 = objects.Aggregate(id=2, uuid=str(uuid.uuid4()), name='agg-az2', hosts=['compute-1'],
                              metadata={'availability_zone': 'az2'})
     qc.update_aggregates(admin, [agg1])
     qc.update_aggregates(admin, [agg2])
-    qc.delete_aggregate(admin, agg2)
     i1, i2 = str(uuid.uuid4()), str(uuid.uuid4())
     instances = objects.InstanceList(objects=[
         objects.Instance(uuid=i1, host='compute-2', node='compute-2', vcpus=1, memory_mb=512),
         objects.Instance(uuid=i2, host='compute-2', node='compute-2', vcpus=1, memory_mb=512),
     ])
     qc.update_instance_info(admin, 'compute-2', instances)
+    print('casts: first step sent', flush=True)
+    sys.stdin.readline()
+    qc.delete_aggregate(admin, agg2)
     qc.delete_instance_info(admin, 'compute-2', i1)
     qc.sync_instance_info(admin, 'compute-1', [str(uuid.uuid4()) for _ in range(3)])
     results['casts'] = 'sent'
