@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::context::Context;
 use crate::envelope::{Args, JsonText, Request};
 use crate::error::{ApplicationError, CallError, RpcError, TransportError};
+use crate::object::ObjectVersions;
 use crate::target::Target;
 use crate::transport::Transport;
 use crate::version::Version;
@@ -46,9 +47,20 @@ pub struct CallOptions {
     /// The highest version calls may be sent at (`[upgrade_levels]`): a call that needs more
     /// fails with [`RpcError::CannotSendVersion`] before anything is sent.
     pub version_cap: Option<Version>,
+    /// The versions to send versioned objects at, by name (oslo's version manifest): a client
+    /// capped for old servers sends the objects they know. Objects it does not name go at their
+    /// own version.
+    pub object_versions: Option<Arc<ObjectVersions>>,
 }
 
 impl CallOptions {
+    /// Sends the named versioned objects at these versions (newer fields left out).
+    #[must_use]
+    pub fn object_versions(mut self, versions: ObjectVersions) -> Self {
+        self.object_versions = Some(Arc::new(versions));
+        self
+    }
+
     /// No overrides.
     pub fn new() -> Self {
         Self::default()
@@ -122,6 +134,7 @@ pub struct Client {
     timeout: Duration,
     call_monitor_timeout: Option<Duration>,
     version_cap: Option<Version>,
+    object_versions: Option<Arc<ObjectVersions>>,
 }
 
 impl Client {
@@ -133,6 +146,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             call_monitor_timeout: None,
             version_cap: None,
+            object_versions: None,
         }
     }
 
@@ -158,7 +172,15 @@ impl Client {
         if let Some(cap) = options.version_cap {
             client.version_cap = Some(cap);
         }
+        if let Some(versions) = options.object_versions {
+            client.object_versions = Some(versions);
+        }
         client
+    }
+
+    /// The object versions this client sends, when set.
+    pub fn object_versions(&self) -> Option<&Arc<ObjectVersions>> {
+        self.object_versions.as_ref()
     }
 
     /// The version cap in force, if any.

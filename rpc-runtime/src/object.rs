@@ -8,7 +8,8 @@
 //! Derive [`VersionedObject`] with `#[derive(VersionedObject)]` (the grammar is on the derive,
 //! [`crate::VersionedObject`]); the derive also implements serde's `Serialize` (the primitive at
 //! the object's own version) and `Deserialize`, so an object is an RPC argument or result like any
-//! other and nests in other objects and in lists. [`Backport`] sends one at an older version.
+//! other and nests in other objects and in lists. [`Backport`] sends one at an older version;
+//! [`ObjectVersions`] on a client sends the objects it names at older versions.
 //!
 //! Decoding follows oslo: the name and namespace must match; the version must have the same major
 //! and a minor no newer than this object's (`X.Y.Z` reads as `X.Y`); unknown data keys are ignored;
@@ -16,7 +17,10 @@
 //! `#[object(default)]`),
 //! and an error otherwise. `changes` is ignored on receipt and not sent.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -222,6 +226,61 @@ fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// The versions to send objects at, by object name (oslo's version manifest): set on a client
+/// with [`CallOptions::object_versions`](crate::CallOptions::object_versions), so a client capped
+/// for old servers sends objects they can read.
+///
+/// ```
+/// use rpc_runtime::object::ObjectVersions;
+/// use rpc_runtime::{CallOptions, Version};
+///
+/// // What a Kilo-era scheduler knows.
+/// let kilo = ObjectVersions::new().with("RequestSpec", Version::new(1, 5));
+/// let options = CallOptions::new().version_cap(Version::new(4, 2)).object_versions(kilo);
+/// # drop(options);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectVersions(BTreeMap<String, Version>);
+
+impl ObjectVersions {
+    /// None named: every object at its own version.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends objects named `name` at `version`.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, version: Version) -> Self {
+        self.0.insert(name.into(), version);
+        self
+    }
+
+    /// The version for objects named `name`, if set.
+    pub fn get(&self, name: &str) -> Option<Version> {
+        self.0.get(name).copied()
+    }
+}
+
+thread_local! {
+    /// The manifest of the client whose arguments are being encoded on this thread.
+    static SENDING: RefCell<Option<Arc<ObjectVersions>>> = const { RefCell::new(None) };
+}
+
+/// Runs `encode` (synchronous serialization) with `versions` in force for the objects it writes.
+pub(crate) fn encoding_with<R>(versions: &Arc<ObjectVersions>, encode: impl FnOnce() -> R) -> R {
+    let previous = SENDING.with(|s| s.replace(Some(Arc::clone(versions))));
+    let result = encode();
+    SENDING.with(|s| *s.borrow_mut() = previous);
+    result
+}
+
+/// The version to send `T` at now: the sending client's manifest's, else `T`'s own.
+pub fn send_version<T: VersionedObject>() -> Version {
+    SENDING
+        .with(|s| s.borrow().as_ref().and_then(|m| m.get(T::NAME)))
+        .unwrap_or(T::VERSION)
 }
 
 /// An object sent at an older version: `Backport::new(&spec, Version::new(1, 10))` serializes as

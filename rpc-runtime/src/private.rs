@@ -125,6 +125,7 @@ pub struct Call {
     version: Version,
     args: Vec<u8>,
     error: Option<serde_json::Error>,
+    objects: Option<std::sync::Arc<crate::object::ObjectVersions>>,
 }
 
 impl fmt::Debug for Call {
@@ -146,7 +147,15 @@ impl Call {
             version,
             args,
             error: None,
+            objects: None,
         }
+    }
+
+    /// Encodes versioned objects at the versions `client` was prepared with, if any.
+    #[must_use]
+    pub fn for_client(mut self, client: &Client) -> Self {
+        self.objects = client.object_versions().cloned();
+        self
     }
 
     /// Adds an argument.
@@ -157,10 +166,17 @@ impl Call {
         if self.args.len() > 1 {
             self.args.push(b',');
         }
-        if let Err(error) = serde_json::to_writer(&mut self.args, name).and_then(|()| {
-            self.args.push(b':');
-            (wire.encode)(value, &mut self.args)
-        }) {
+        let args = &mut self.args;
+        let encoded = serde_json::to_writer(&mut *args, name).and_then(|()| {
+            args.push(b':');
+            match &self.objects {
+                None => (wire.encode)(value, args),
+                Some(versions) => {
+                    crate::object::encoding_with(versions, || (wire.encode)(value, args))
+                }
+            }
+        });
+        if let Err(error) = encoded {
             self.error = Some(error);
         }
         self

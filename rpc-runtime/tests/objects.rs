@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use rpc_runtime::object::{self, Backport, ObjectError};
-use rpc_runtime::{Context, RpcServer, ServerConfig, Version, VersionedObject, rpc_endpoint};
+use rpc_runtime::object::{self, Backport, ObjectError, ObjectVersions};
+use rpc_runtime::{
+    CallOptions, Context, RpcServer, ServerConfig, Version, VersionedObject, rpc_endpoint,
+};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq, VersionedObject)]
@@ -218,7 +220,7 @@ async fn objects_are_rpc_arguments_and_results() {
     )
     .await
     .unwrap();
-    let renamed = RegistryClient::new(transport)
+    let renamed = RegistryClient::new(Arc::clone(&transport))
         .rename(&Context::new(), host(), "compute-9".into())
         .await
         .unwrap();
@@ -228,6 +230,32 @@ async fn objects_are_rpc_arguments_and_results() {
             name: "compute-9".into(),
             ..host()
         }
+    );
+
+    // A client prepared for old servers sends Host 1.0: the server reads it without the newer
+    // fields (and answers at its own version).
+    let old = RegistryClient::new(Arc::clone(&transport)).prepare(
+        CallOptions::new().object_versions(ObjectVersions::new().with("Host", Version::new(1, 0))),
+    );
+    let renamed = old
+        .rename(&Context::new(), host(), "compute-1".into())
+        .await
+        .unwrap();
+    assert_eq!((renamed.zone, renamed.weight), (None, 0));
+    assert_eq!(renamed.limits, host().limits);
+    // A version the object cannot be sent at fails before anything is sent.
+    let wrong = RegistryClient::new(Arc::clone(&transport)).prepare(
+        CallOptions::new().object_versions(ObjectVersions::new().with("Host", Version::new(2, 0))),
+    );
+    let error = wrong
+        .rename(&Context::new(), host(), "x".into())
+        .await
+        .unwrap_err();
+    let why = std::error::Error::source(&error).map(ToString::to_string);
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("Host cannot be sent at version 2.0")),
+        "{error}: {why:?}"
     );
     assert_eq!(<Host as VersionedObject>::VERSION, Version::new(1, 2));
     server.stop().await;

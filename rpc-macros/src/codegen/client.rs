@@ -285,7 +285,7 @@ fn method(endpoint: &Endpoint, method: &Method) -> TokenStream {
         where
             Cap: #p::Has<#versions::#has>,
         {
-            let mut __rpc_call = #p::Call::new(#wire_name, #since);
+            let mut __rpc_call = #p::Call::new(#wire_name, #since).for_client(&self.__rpc_client);
             #(#pushes)*
             #send
         }

@@ -84,7 +84,8 @@ pub(super) fn generate(object: &Object) -> TokenStream {
 
         impl #serde::Serialize for #ident {
             fn serialize<S: #serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
-                let primitive = #obj::to_primitive(self).map_err(<S::Error as #serde::ser::Error>::custom)?;
+                let primitive = #obj::to_primitive_at(self, #obj::send_version::<Self>())
+                    .map_err(<S::Error as #serde::ser::Error>::custom)?;
                 #serde::Serialize::serialize(&primitive, serializer)
             }
         }
