@@ -52,16 +52,25 @@ impl Shared {
     /// The broker or the database cannot be reached.
     pub async fn open(config: &Config) -> Result<Self, BuildError> {
         let transport = rpc_runtime::connect_url(&config.effective_transport_url()).await?;
-        let url = config
-            .database_connection
-            .clone()
-            .unwrap_or_else(|| DatabaseUrl::new(DEFAULT_DATABASE));
-        let registry: Arc<dyn Registry> = Arc::new(SqlRegistry::connect(&url).await?);
+        let registry: Arc<dyn Registry> = Arc::new(open_registry(config).await?);
         Ok(Self {
             transport,
             registry,
         })
     }
+}
+
+/// Opens `[database] connection` (default: the SQLite file `services.sqlite`).
+///
+/// # Errors
+///
+/// The database cannot be reached, or its URL is not one this build reads.
+pub async fn open_registry(config: &Config) -> Result<SqlRegistry, RegistryError> {
+    let url = config
+        .database_connection
+        .clone()
+        .unwrap_or_else(|| DatabaseUrl::new(DEFAULT_DATABASE));
+    SqlRegistry::connect(&url).await
 }
 
 /// The scheduler service (binary `nova-scheduler`, topic `scheduler`).

@@ -68,6 +68,13 @@ impl Drop for Daemon {
     }
 }
 
+/// `words` then the configuration `flags`, as one command line.
+fn command(words: &[&str], flags: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    args.extend_from_slice(flags);
+    args
+}
+
 fn run(args: &[String]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
@@ -78,10 +85,9 @@ fn text(bytes: &[u8]) -> String {
 
 /// Boots and returns the chosen host of each instance.
 fn boot(flags: &[String], extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["boot".to_owned(), "--flavor".into(), "m1.tiny".into()];
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    args.extend_from_slice(flags);
-    let output = run(&args);
+    let mut words = vec!["boot", "--flavor", "m1.tiny"];
+    words.extend_from_slice(extra);
+    let output = run(&command(&words, flags));
     assert!(output.status.success(), "{}", text(&output.stderr));
     text(&output.stdout)
         .lines()
@@ -94,9 +100,7 @@ fn boot(flags: &[String], extra: &[&str]) -> Vec<String> {
 
 /// The `services` table's row for `host` and `binary`, cells trimmed.
 fn service_row(flags: &[String], host: &str, binary: &str) -> Vec<String> {
-    let mut args = vec!["services".to_owned()];
-    args.extend_from_slice(flags);
-    let output = run(&args);
+    let output = run(&command(&["services"], flags));
     assert!(output.status.success(), "{}", text(&output.stderr));
     text(&output.stdout)
         .lines()
@@ -163,26 +167,23 @@ async fn scheduler_workers_compute_agents_and_clients_as_separate_processes() {
     tokio::task::spawn_blocking(move || {
         let computes: Vec<Daemon> = (1..=3)
             .map(|n| {
-                let mut args: Vec<String> = [
+                let host = format!("compute-{n}");
+                let words = [
                     "compute",
                     "--host",
-                    &format!("compute-{n}"),
+                    &host,
                     "--vcpus",
                     "4",
                     "--ram-mb",
                     "4096",
                     "--disk-gb",
                     "100",
-                ]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect();
-                args.extend_from_slice(&flags);
+                ];
+                let args = command(&words, &flags);
                 Daemon::start(&args, &dir)
             })
             .collect();
-        let mut args = vec!["serve".to_owned(), "--workers".into(), "2".into()];
-        args.extend_from_slice(&flags);
+        let args = command(&["serve", "--workers", "2"], &flags);
         let scheduler = Daemon::start(&args, &dir);
         assert_eq!(children(scheduler.child.id()).len(), 2, "two workers");
 
@@ -208,13 +209,7 @@ async fn scheduler_workers_compute_agents_and_clients_as_separate_processes() {
         assert!(!after.contains(&"compute-3".to_owned()), "{after:?}");
 
         // A caller of the 3.x API, served through the shim.
-        let mut args = vec![
-            "boot".to_owned(),
-            "--legacy".into(),
-            "--flavor".into(),
-            "m1.tiny".into(),
-        ];
-        args.extend_from_slice(&flags);
+        let args = command(&["boot", "--legacy", "--flavor", "m1.tiny"], &flags);
         let legacy = run(&args);
         assert!(legacy.status.success(), "{}", text(&legacy.stderr));
         let legacy = text(&legacy.stdout);
@@ -222,18 +217,15 @@ async fn scheduler_workers_compute_agents_and_clients_as_separate_processes() {
         assert!(!legacy.contains("compute-3"), "{legacy}");
 
         // A disabled compute service is skipped until enabled again.
-        let mut args: Vec<String> = [
+        let words = [
             "services",
             "disable",
             "compute-2",
             "nova-compute",
             "--reason",
             "maintenance",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        args.extend_from_slice(&flags);
+        ];
+        let args = command(&words, &flags);
         assert!(run(&args).status.success());
         let row = service_row(&flags, "compute-2", "nova-compute");
         assert_eq!(
@@ -241,11 +233,7 @@ async fn scheduler_workers_compute_agents_and_clients_as_separate_processes() {
             ("disabled", "maintenance")
         );
         assert_eq!(boot(&flags, &["--count", "2"]), ["compute-1", "compute-1"]);
-        let mut args: Vec<String> = ["services", "enable", "compute-2", "nova-compute"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        args.extend_from_slice(&flags);
+        let args = command(&["services", "enable", "compute-2", "nova-compute"], &flags);
         assert!(run(&args).status.success());
         assert!(boot(&flags, &["--count", "2"]).contains(&"compute-2".to_owned()));
 

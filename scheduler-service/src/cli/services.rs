@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use rpc_runtime::cli::ConfigArgs;
-use rpc_runtime::registry::{DEFAULT_DATABASE, DatabaseUrl, Registry, ServiceRecord, SqlRegistry};
+use rpc_runtime::registry::{Registry, ServiceRecord, SqlRegistry};
 
 use super::{Failure, load_config};
 
@@ -42,11 +42,7 @@ enum Action {
 
 pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
     let config = load_config(&args.config)?;
-    let url = config
-        .database_connection
-        .clone()
-        .unwrap_or_else(|| DatabaseUrl::new(DEFAULT_DATABASE));
-    let registry = SqlRegistry::connect(&url).await?;
+    let registry = crate::wiring::open_registry(&config).await?;
     let outcome = act(&registry, args.action.unwrap_or(Action::List), &config).await;
     registry.close().await;
     outcome
