@@ -159,9 +159,11 @@ async fn consume(
             },
         };
         let dispatcher = Arc::clone(&dispatcher);
-        // Decoding happens in the request's own task, so requests decode in parallel.
+        // Decoding happens in the request's own task, so requests decode in parallel. The
+        // request's future is large (decode, dispatch, deadline, heartbeats, reply): boxed, the
+        // task moves a pointer instead of copying it whole on every state change.
         tokio::spawn(async move {
-            handle(message, &dispatcher).await;
+            Box::pin(handle(message, &dispatcher)).await;
             drop(slot);
         });
     }

@@ -1,4 +1,8 @@
-"""oslo.messaging echo server for the RabbitMQ benchmark (threading executor, 64 workers)."""
+"""oslo.messaging echo server for the benchmark (threading executor, 64 workers).
+
+`echo(value)` returns the value; `note(value)` (sent as a cast) counts; `wait_for(total)` returns
+once `total` casts in all have arrived. Prints `ready` once it consumes; exits on SIGTERM.
+"""
 import signal
 import sys
 import threading
@@ -10,8 +14,22 @@ import oslo_messaging as messaging
 class Echo:
     target = messaging.Target(version="1.0")
 
+    def __init__(self):
+        self.arrived = 0
+        self.changed = threading.Condition()
+
     def echo(self, ctxt, value):
         return value
+
+    def note(self, ctxt, value):
+        with self.changed:
+            self.arrived += 1
+            self.changed.notify_all()
+
+    def wait_for(self, ctxt, total):
+        with self.changed:
+            self.changed.wait_for(lambda: self.arrived >= total, timeout=600)
+            return self.arrived
 
 
 def main():

@@ -1,0 +1,224 @@
+//! This framework against its peers, side by side in one run on one machine:
+//!
+//! - in process: `memory://` (the full oslo envelope encoded and decoded both ways) against
+//!   tarpc's in-process channel (which encodes nothing) and tarpc over TCP with JSON;
+//! - over RabbitMQ on 127.0.0.1:5672: `rabbit://` against a minimal hand-written lapin
+//!   request/reply loop (the practical limit) and oslo.messaging 18.3.1 (Python, pip-installed
+//!   into a virtualenv under `target/` on first use).
+//!
+//! For each: sequential call latency (p50, p99), calls per second with 1, 16, 64 and 256 in
+//! flight, and casts per second (sent until all arrived). Rounds are interleaved, every
+//! implementation once per round, so machine drift touches all alike; the tables show medians over
+//! rounds, the ratios against each peer and which targets are met, and the chart goes to
+//! `docs/bench.svg`.
+//!
+//! Run: `cargo bench -p rpc-runtime --bench peers`. Knobs (environment): `BENCH_ROUNDS` (5),
+//! `BENCH_CALLS` (calls per level over RabbitMQ, 20,000; five times that in process),
+//! `BENCH_SEQ_CALLS` (sequential calls, a quarter of `BENCH_CALLS`), `BENCH_GROUPS`
+//! (`in-process,rabbit`), `BENCH_OSLO=0` (leave oslo.messaging out), `BENCH_ONLY_OURS=1` or
+//! `BENCH_ONLY_RAW=1` (one side, for a profiler), `BENCH_CHART` (where the SVG goes; `0` for
+//! nowhere). Without `--bench` (as `cargo test --bench peers` runs it) it does one small round
+//! and writes no chart: a smoke test of the harness itself.
+
+use std::path::{Path, PathBuf};
+
+mod chart;
+mod in_process;
+mod measure;
+mod oslo;
+mod rabbit;
+mod report;
+
+use measure::{Effort, Figures, env_usize, measure_calls, measure_casts};
+use report::{Group, Row};
+
+/// Which implementations a run measures.
+struct Selection {
+    in_process: bool,
+    rabbit: bool,
+    oslo: bool,
+    ours: bool,
+    peers: bool,
+}
+
+impl Selection {
+    fn from_env(smoke: bool) -> Self {
+        let groups = std::env::var("BENCH_GROUPS").unwrap_or_else(|_| "in-process,rabbit".into());
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| v != "0");
+        Self {
+            in_process: groups.split(',').any(|g| g.trim() == "in-process"),
+            rabbit: groups.split(',').any(|g| g.trim() == "rabbit"),
+            oslo: !smoke && std::env::var("BENCH_OSLO").map_or(true, |v| v != "0"),
+            ours: !set("BENCH_ONLY_RAW"),
+            peers: !set("BENCH_ONLY_OURS"),
+        }
+    }
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds = if smoke {
+        1
+    } else {
+        env_usize("BENCH_ROUNDS", 5)
+    };
+    let calls = if smoke {
+        200
+    } else {
+        env_usize("BENCH_CALLS", 20_000)
+    };
+    let rabbit_effort = Effort {
+        sequential: env_usize("BENCH_SEQ_CALLS", calls / 4),
+        per_level: calls,
+        casts: calls * 2,
+    };
+    let memory_effort = Effort {
+        sequential: rabbit_effort.sequential * 5,
+        per_level: calls * 5,
+        casts: calls * 10,
+    };
+    let oslo_calls = (calls / 20).max(200);
+    let select = Selection::from_env(smoke);
+    let python = if select.rabbit && select.oslo && select.peers {
+        oslo::python()
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rows = runtime.block_on(async {
+        let topic = format!("bench_{}", std::process::id());
+        let mut rows = vec![
+            Row::new(
+                Group::InProcess,
+                "rpc-runtime memory:// (oslo envelope)",
+                "#1f77b4",
+            ),
+            Row::new(
+                Group::InProcess,
+                "tarpc in-process channel (no encoding)",
+                "#ff7f0e",
+            ),
+            Row::new(Group::InProcess, "tarpc TCP + JSON (loopback)", "#2ca02c"),
+            Row::new(
+                Group::Rabbit,
+                "rpc-runtime rabbit:// (oslo wire)",
+                "#1f77b4",
+            ),
+            Row::new(Group::Rabbit, "raw lapin loop", "#ff7f0e"),
+            Row::new(
+                Group::Rabbit,
+                "raw lapin loop, oslo-sized messages",
+                "#bcbd22",
+            )
+            .off_chart(),
+            Row::new(Group::Rabbit, "oslo.messaging 18.3.1 (Python)", "#d62728"),
+        ];
+        let memory = if select.in_process {
+            Some((
+                in_process::ours().await,
+                in_process::tarpc_in_process(),
+                in_process::tarpc_tcp_json().await,
+            ))
+        } else {
+            None
+        };
+        let amqp = if select.rabbit {
+            Some((
+                rabbit::ours(&topic).await,
+                rabbit::raw(&format!("{topic}_bare"), rabbit::Shape::Bare).await,
+                rabbit::raw(&format!("{topic}_sized"), rabbit::Shape::OsloSized).await,
+            ))
+        } else {
+            None
+        };
+        for round in 0..rounds {
+            if let Some(((ours, _server), in_process, tcp_json)) = &memory {
+                if select.ours {
+                    measure_calls(ours, memory_effort, &mut rows[0].figures).await;
+                    measure_casts(ours, memory_effort, &mut rows[0].figures).await;
+                }
+                if select.peers {
+                    measure_calls(in_process, memory_effort, &mut rows[1].figures).await;
+                    measure_calls(tcp_json, memory_effort, &mut rows[2].figures).await;
+                }
+            }
+            if let Some(((ours, _server), bare, sized)) = &amqp {
+                if select.ours {
+                    measure_calls(ours, rabbit_effort, &mut rows[3].figures).await;
+                    measure_casts(ours, rabbit_effort, &mut rows[3].figures).await;
+                }
+                if select.peers {
+                    measure_calls(bare, rabbit_effort, &mut rows[4].figures).await;
+                    measure_casts(bare, rabbit_effort, &mut rows[4].figures).await;
+                    measure_calls(sized, rabbit_effort, &mut rows[5].figures).await;
+                }
+            }
+            if let Some(python) = &python {
+                let python = python.clone();
+                let oslo_topic = format!("{topic}_oslo");
+                let mut figures = Figures::default();
+                let outcome = tokio::task::spawn_blocking(move || {
+                    oslo::round(&python, &oslo_topic, oslo_calls, oslo_calls, &mut figures)
+                        .map(|()| figures)
+                })
+                .await
+                .expect("oslo round");
+                match outcome {
+                    Ok(figures) => rows[6].absorb(figures),
+                    Err(reason) => eprintln!("oslo.messaging round failed: {reason}"),
+                }
+            }
+            eprintln!("round {}/{rounds} done", round + 1);
+        }
+        if let Some(((_, server), _, _)) = amqp {
+            server.stop().await;
+            rabbit::delete_queues(&[
+                topic.clone(),
+                format!("{topic}.bench"),
+                format!("{topic}_oslo"),
+                format!("{topic}_oslo.oslo"),
+            ])
+            .await;
+        }
+        rows
+    });
+    println!(
+        "\nmedians of {rounds} interleaved rounds, 64-byte payload, 2 runtime worker threads; \
+         RabbitMQ: {} calls per level, no publisher confirms on the Rust sides (oslo confirms \
+         every publish); in process: {} calls per level\n",
+        rabbit_effort.per_level, memory_effort.per_level
+    );
+    print!("{}", report::table(&rows));
+    print!("{}", report::ratios(&rows));
+    if smoke {
+        report::check_smoke(&rows);
+        return;
+    }
+    if let Some(path) = chart_path() {
+        let caption = format!(
+            "medians of {rounds} interleaved rounds on one machine; `cargo bench -p rpc-runtime --bench peers`"
+        );
+        let svg = chart::render(&report::panels(&rows), &caption);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, svg));
+        match written {
+            Ok(()) => println!("\nchart written to {}", path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Where the chart goes: `BENCH_CHART`, or `docs/bench.svg` in the workspace.
+fn chart_path() -> Option<PathBuf> {
+    match std::env::var("BENCH_CHART") {
+        Ok(v) if v == "0" => None,
+        Ok(v) => Some(PathBuf::from(v)),
+        Err(_) => Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/bench.svg")),
+    }
+}
