@@ -15,7 +15,7 @@
 //! (from PostgreSQL's own statistics), heartbeat age (how long ago each agent's row was
 //! updated, sampled every 2 s: at most `report_interval` when nothing lags), agents seen down,
 //! how long reading every agent's row from the registry takes (what the scheduler does per request),
-//! `select_destinations` p50/p99, and CPU of this process and of the broker.
+//! `select_destinations` p50/p99, and CPU and resident memory of this process and of the broker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,6 +93,7 @@ struct Figures {
     cpu_percent: f64,
     broker_cpu_percent: f64,
     rss_mib: f64,
+    broker_rss_mib: f64,
 }
 
 fn config(url: &str, database: &str, host: &str, report_interval: u64) -> Config {
@@ -282,6 +283,10 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
         .map_or(f64::NAN, |(b, a)| (b - a) / elapsed * 100.0);
     let queues = vhost.queues(&["name"]).len();
     let rss = rss_mib(std::process::id());
+    let broker_rss = broker
+        .as_deref()
+        .and_then(|pid| pid.parse().ok())
+        .map_or(f64::NAN, rss_mib);
 
     stream::iter(agents)
         .for_each_concurrent(64, |mut agent| async move {
@@ -314,6 +319,7 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
         cpu_percent: cpu,
         broker_cpu_percent: broker_cpu,
         rss_mib: rss,
+        broker_rss_mib: broker_rss,
     })
 }
 
@@ -341,12 +347,12 @@ fn main() {
         plan.requests_per_sec
     );
     println!(
-        "| agents | connections | start | queues | DB writes/s | heartbeat age p50 / p99 / max | down | reading the registry | select_destinations p50 / p99 | failed | CPU (this process) | CPU (broker) | RSS |"
+        "| agents | connections | start | queues | DB writes/s | heartbeat age p50 / p99 / max | down | reading the registry | select_destinations p50 / p99 | failed | CPU (this process) | CPU (broker) | RSS (this process) | RSS (broker) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in &results {
         println!(
-            "| {} | {} | {:.1} s | {} | {:.0} | {:.1} / {:.1} / {:.1} s | {} | {:.1} ms | {:.1} / {:.1} ms ({} calls) | {} | {:.0}% | {:.0}% | {:.0} MiB |",
+            "| {} | {} | {:.1} s | {} | {:.0} | {:.1} / {:.1} / {:.1} s | {} | {:.1} ms | {:.1} / {:.1} ms ({} calls) | {} | {:.0}% | {:.0}% | {:.0} MiB | {:.0} MiB |",
             f.agents,
             f.connections,
             f.start_secs,
@@ -364,6 +370,7 @@ fn main() {
             f.cpu_percent,
             f.broker_cpu_percent,
             f.rss_mib,
+            f.broker_rss_mib,
         );
     }
     if plan.smoke {

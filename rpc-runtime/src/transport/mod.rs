@@ -168,24 +168,19 @@ pub(crate) struct Delivery {
 
 /// How to acknowledge a delivery to the broker that made it.
 pub(crate) enum Ack {
+    /// A delivery of an AMQP channel: its coalescing acknowledger and its tag.
     #[cfg(feature = "amqp")]
-    Amqp(lapin::Acker),
+    Amqp(Arc<amqp::AckBatch>, u64),
 }
 
 impl Ack {
-    /// Hands the acknowledgement to the connection without waiting for it to be written: a
-    /// request runs at once, and an ack that cannot be sent means the channel is gone, which
-    /// the broker answers by redelivering (and the transport by reconnecting).
+    /// Hands the acknowledgement to the channel's acknowledger without waiting for it to be
+    /// written: a request runs at once, and an ack that cannot be sent means the channel is
+    /// gone, which the broker answers by redelivering (and the transport by reconnecting).
     fn send(self) {
         match self {
             #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => {
-                let ack = std::pin::pin!(acker.ack(lapin::options::BasicAckOptions::default()));
-                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                if let std::task::Poll::Ready(Err(error)) = ack.poll(&mut cx) {
-                    tracing::warn!(%error, "could not acknowledge a message");
-                }
-            }
+            Self::Amqp(batch, tag) => batch.opened(tag),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! default exchange straight to that queue unless `direct_publish=false` (see
 //! [`AmqpOptions::direct_publish`]).
 
+mod acks;
 mod connection;
 mod options;
 mod topology;
@@ -29,6 +30,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer, ExchangeKind};
 use tokio::sync::{Notify, mpsc, watch};
 
+pub(crate) use self::acks::AckBatch;
 use self::connection::{Backoff, Session, current_session};
 pub use self::options::AmqpOptions;
 use super::pending::PendingCalls;
@@ -347,6 +349,7 @@ impl Inner {
         .await?;
         queues.push(listener.fanout_queue.clone());
         let mut tags = Vec::new();
+        let acks = AckBatch::start();
         for queue in &queues {
             let consumer = consume(&channel, queue, false).await?;
             tags.push(consumer.tag().to_string());
@@ -357,12 +360,15 @@ impl Inner {
                 inner: Arc::downgrade(self),
             });
             let spec = Arc::downgrade(listener);
+            let acks = Arc::clone(&acks);
             tokio::spawn(async move {
                 drain(consumer, |delivery| {
+                    let tag = delivery.delivery_tag;
+                    acks.received(tag, delivery.acker);
                     let _ = tx.send(Delivery {
                         body: delivery.data,
                         sink: Arc::clone(&sink),
-                        ack: Some(Ack::Amqp(delivery.acker)),
+                        ack: Some(Ack::Amqp(Arc::clone(&acks), tag)),
                     });
                 })
                 .await;
