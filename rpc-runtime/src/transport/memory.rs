@@ -316,9 +316,9 @@ impl MemoryTransport {
         timeout: Duration,
         monitor: Option<Duration>,
     ) -> Result<Reply, TransportError> {
-        let call = self.replies.calls.register(msg_id);
+        let call = self.replies.calls.register(msg_id, monitor);
         self.publish(target, body);
-        call.wait(timeout, monitor).await
+        call.wait(timeout).await
     }
 }
 

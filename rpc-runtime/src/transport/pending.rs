@@ -1,17 +1,21 @@
 //! Calls waiting for their reply, by `_msg_id`: shared by every transport's reply queue.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, oneshot};
 
 use crate::envelope::{self, MessageId, Reply};
 use crate::error::TransportError;
 
-/// What a waiting call hears: heartbeats (`Ok` with `ending: false`), then the final reply or an
-/// error.
-type Waiter = mpsc::UnboundedSender<Result<Reply, TransportError>>;
+/// How a waiting call hears: the final reply or an error once, and, when it runs oslo's call
+/// monitor, a nudge for each heartbeat (`ending: false`, "still working"). A oneshot and an
+/// optional notifier cost far less per call than a channel.
+struct Waiter {
+    done: oneshot::Sender<Result<Reply, TransportError>>,
+    heartbeats: Option<Arc<Notify>>,
+}
 
 /// Calls waiting for replies on one reply queue.
 #[derive(Default)]
@@ -26,19 +30,27 @@ fn lock(waiters: &Mutex<HashMap<MessageId, Waiter>>) -> MutexGuard<'_, HashMap<M
 }
 
 impl PendingCalls {
-    /// Registers a call; the guard removes it however the call ends.
-    pub(crate) fn register(&self, msg_id: MessageId) -> PendingCall<'_> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.waiters).insert(msg_id, tx);
+    /// Registers a call (with `monitor`, oslo's call-monitor limit between heartbeats); the
+    /// guard removes it however the call ends.
+    pub(crate) fn register(&self, msg_id: MessageId, monitor: Option<Duration>) -> PendingCall<'_> {
+        let (done, rx) = oneshot::channel();
+        let heartbeats = monitor.map(|_| Arc::new(Notify::new()));
+        let waiter = Waiter {
+            done,
+            heartbeats: heartbeats.clone(),
+        };
+        lock(&self.waiters).insert(msg_id, waiter);
         PendingCall {
             calls: self,
             msg_id,
             rx,
+            heartbeats,
+            monitor,
         }
     }
 
-    /// Routes an encoded reply or heartbeat (`ending: false`, "still working") to its call;
-    /// replies no call waits for (late, or for another process) are dropped.
+    /// Routes an encoded reply or heartbeat to its call; replies no call waits for (late, or
+    /// for another process) are dropped.
     pub(crate) fn deliver(&self, body: &[u8]) {
         let (reply, msg_id) = match envelope::decode_reply(body) {
             Ok(decoded) => decoded,
@@ -47,21 +59,22 @@ impl PendingCalls {
                 return;
             }
         };
-        let waiter = MessageId::parse(&msg_id).and_then(|id| {
-            let mut waiters = lock(&self.waiters);
-            if reply.ending {
-                waiters.remove(&id)
-            } else {
-                waiters.get(&id).cloned()
+        let Some(id) = MessageId::parse(&msg_id) else {
+            tracing::debug!(%msg_id, "dropping a reply to a message id this process never sends");
+            return;
+        };
+        if reply.ending {
+            match lock(&self.waiters).remove(&id) {
+                Some(waiter) => {
+                    let _ = waiter.done.send(Ok(reply));
+                }
+                None => tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)"),
             }
-        });
-        match waiter {
-            Some(waiter) => {
-                let _ = waiter.send(Ok(reply));
-            }
-            None => {
-                tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)");
-            }
+        } else if let Some(heartbeats) = lock(&self.waiters)
+            .get(&id)
+            .and_then(|w| w.heartbeats.clone())
+        {
+            heartbeats.notify_one();
         }
     }
 
@@ -70,7 +83,7 @@ impl PendingCalls {
     pub(crate) fn fail_all(&self, error: impl Fn() -> TransportError) {
         let waiters: Vec<Waiter> = lock(&self.waiters).drain().map(|(_, w)| w).collect();
         for waiter in waiters {
-            let _ = waiter.send(Err(error()));
+            let _ = waiter.done.send(Err(error()));
         }
     }
 }
@@ -79,33 +92,31 @@ impl PendingCalls {
 pub(crate) struct PendingCall<'a> {
     calls: &'a PendingCalls,
     msg_id: MessageId,
-    rx: mpsc::UnboundedReceiver<Result<Reply, TransportError>>,
+    rx: oneshot::Receiver<Result<Reply, TransportError>>,
+    heartbeats: Option<Arc<Notify>>,
+    monitor: Option<Duration>,
 }
 
 impl PendingCall<'_> {
-    /// Waits for the final reply, up to `timeout`; with a `monitor` timeout, also fails when
-    /// neither a heartbeat nor the reply comes within it (oslo's call monitor).
-    pub(crate) async fn wait(
-        mut self,
-        timeout: Duration,
-        monitor: Option<Duration>,
-    ) -> Result<Reply, TransportError> {
+    /// Waits for the final reply, up to `timeout`; with a monitor, also fails when neither a
+    /// heartbeat nor the reply comes within it (oslo's call monitor).
+    pub(crate) async fn wait(mut self, timeout: Duration) -> Result<Reply, TransportError> {
         let overall = tokio::time::sleep(timeout);
         tokio::pin!(overall);
-        let quiet_limit = monitor.unwrap_or(timeout);
+        let (Some(heartbeats), Some(quiet_limit)) = (self.heartbeats.clone(), self.monitor) else {
+            return tokio::select! {
+                heard = &mut self.rx => heard.unwrap_or(Err(TransportError::Closed)),
+                () = &mut overall => Err(TransportError::Timeout { timeout }),
+            };
+        };
         loop {
-            let heard = tokio::select! {
-                heard = self.rx.recv() => heard,
+            tokio::select! {
+                heard = &mut self.rx => return heard.unwrap_or(Err(TransportError::Closed)),
                 () = &mut overall => return Err(TransportError::Timeout { timeout }),
-                () = tokio::time::sleep(quiet_limit), if monitor.is_some() => {
+                () = heartbeats.notified() => {}
+                () = tokio::time::sleep(quiet_limit) => {
                     return Err(TransportError::Timeout { timeout: quiet_limit });
                 }
-            };
-            match heard {
-                Some(Ok(reply)) if reply.ending => return Ok(reply),
-                Some(Ok(_heartbeat)) => {}
-                Some(Err(error)) => return Err(error),
-                None => return Err(TransportError::Closed),
             }
         }
     }

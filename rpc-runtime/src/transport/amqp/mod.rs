@@ -636,15 +636,11 @@ impl Transport for AmqpTransport {
             let session = current_session(&inner.session, timeout).await?;
             inner.ensure_reply_queue(&session).await?;
             let (msg_id, body) = super::encode_call(request, &inner.reply_queue);
-            let call = inner.calls.register(msg_id);
+            let call = inner.calls.register(msg_id, request.monitor_timeout);
             inner
                 .publish_request(&session, target, &body, Some(timeout))
                 .await?;
-            call.wait(
-                timeout.saturating_sub(started.elapsed()),
-                request.monitor_timeout,
-            )
-            .await
+            call.wait(timeout.saturating_sub(started.elapsed())).await
         })
     }
 
