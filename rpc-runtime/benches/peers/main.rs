@@ -209,7 +209,7 @@ fn main() {
     }
     if let Some(path) = chart_path() {
         let caption = format!(
-            "medians of {rounds} interleaved rounds on one machine; `cargo bench -p rpc-runtime --bench peers`"
+            "medians of {rounds} interleaved rounds on one machine (tarpc has no one-way messages); `cargo bench -p rpc-runtime --bench peers`"
         );
         let svg = chart::render(&report::panels(&rows), &caption);
         let written = path

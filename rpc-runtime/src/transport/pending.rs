@@ -68,7 +68,9 @@ impl PendingCalls {
                 Some(waiter) => {
                     let _ = waiter.done.send(Ok(reply));
                 }
-                None => tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)"),
+                None => {
+                    tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)")
+                }
             }
         } else if let Some(heartbeats) = lock(&self.waiters)
             .get(&id)
