@@ -390,7 +390,7 @@ pub fn encode_reply(reply: &Reply, msg_id: &str, unique_id: &str) -> Vec<u8> {
 pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError> {
     let inner = open_envelope(body).map_err(|error| RequestDecodeError {
         error,
-        reply_route: None,
+        reply_route: salvage_from_any_envelope(body),
     })?;
     let inner_bytes = inner.as_deref().unwrap_or(body);
     match serde_json::from_slice::<RequestWire>(inner_bytes) {
@@ -570,14 +570,37 @@ fn unicode_escape(rest: &[u8]) -> Option<(char, usize)> {
     Some((char::from_u32(first)?, 4))
 }
 
+/// Reads only `_msg_id` and `_reply_q` from a message that is not decoded (refused, too large),
+/// so the caller can be told instead of timing out. Skips everything else without building it.
+pub fn peek_reply_route(body: &[u8]) -> Option<ReplyRoute> {
+    let inner = open_envelope(body).ok()?;
+    salvage_reply_route(inner.as_deref().unwrap_or(body))
+}
+
+/// Reads the reply route from an envelope this framework does not accept (another
+/// `oslo.version`, say) when its `oslo.message` is still a string of JSON.
+fn salvage_from_any_envelope(body: &[u8]) -> Option<ReplyRoute> {
+    #[derive(Deserialize)]
+    struct AnyEnvelope {
+        #[serde(rename = "oslo.message")]
+        message: String,
+    }
+    let outer: AnyEnvelope = serde_json::from_slice(body).ok()?;
+    salvage_reply_route(outer.message.as_bytes())
+}
+
 /// Reads `_msg_id` and `_reply_q` from a message that failed to decode, so the caller can be told
 /// instead of timing out.
 fn salvage_reply_route(inner: &[u8]) -> Option<ReplyRoute> {
-    let map: Map<String, Value> = serde_json::from_slice(inner).ok()?;
-    route_from(
-        map.get("_msg_id").and_then(Value::as_str),
-        map.get("_reply_q").and_then(Value::as_str),
-    )
+    #[derive(Deserialize)]
+    struct RouteOnly {
+        #[serde(rename = "_msg_id")]
+        msg_id: Option<String>,
+        #[serde(rename = "_reply_q")]
+        reply_q: Option<String>,
+    }
+    let route: RouteOnly = serde_json::from_slice(inner).ok()?;
+    route_from(route.msg_id.as_deref(), route.reply_q.as_deref())
 }
 
 fn route_from(msg_id: Option<&str>, reply_q: Option<&str>) -> Option<ReplyRoute> {

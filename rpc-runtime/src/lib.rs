@@ -54,7 +54,7 @@ pub use crate::endpoint::{
 pub use crate::error::{
     ApplicationError, CallError, EnvelopeError, RemoteError, RpcError, TransportError,
 };
-pub use crate::server::{RpcServer, ServerConfig};
+pub use crate::server::{DEFAULT_MAX_MESSAGE_SIZE, RpcServer, ServerConfig};
 pub use crate::service::{Service, ServiceBuilder, ServiceError};
 pub use crate::target::Target;
 #[cfg(feature = "amqp")]

@@ -23,12 +23,21 @@ pub struct ServerConfig {
     /// The most requests executing at once; more wait in the transport's queue. The default is 64,
     /// oslo's `executor_thread_pool_size`.
     pub max_concurrency: usize,
+    /// The largest message body the server decodes, in bytes ([`DEFAULT_MAX_MESSAGE_SIZE`] by
+    /// default). A larger one is acknowledged and refused without being parsed: the caller gets
+    /// a malformed-message failure when its reply route can be read, else it is logged.
+    pub max_message_size: usize,
 }
+
+/// The default [`ServerConfig::max_message_size`]: 16 MiB, far above what control-plane calls
+/// carry and far below what would let one message exhaust a server's memory while decoding.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_concurrency: 64,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -38,6 +47,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
         self.max_concurrency = max_concurrency.max(1);
+        self
+    }
+
+    /// Sets the largest message body the server decodes, in bytes.
+    #[must_use]
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
         self
     }
 }
@@ -88,7 +104,16 @@ impl RpcServer {
         let (stop, stopped) = watch::channel(false);
         let dispatcher = Arc::new(Dispatcher::new(endpoints));
         tracing::info!(topic = %target.topic, server = target.server.as_deref().unwrap_or(""), max_concurrency, "RPC server consuming");
-        let consumer = tokio::spawn(consume(listener, dispatcher, Arc::clone(&slots), stopped));
+        let limits = Limits {
+            max_message_size: config.max_message_size,
+        };
+        let consumer = tokio::spawn(consume(
+            listener,
+            dispatcher,
+            limits,
+            Arc::clone(&slots),
+            stopped,
+        ));
         Ok(Self {
             transport,
             target,
@@ -129,9 +154,16 @@ impl RpcServer {
     }
 }
 
+/// What the server refuses before decoding.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_message_size: usize,
+}
+
 async fn consume(
     mut listener: Listener,
     dispatcher: Arc<Dispatcher>,
+    limits: Limits,
     slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -163,13 +195,22 @@ async fn consume(
         // request's future is large (decode, dispatch, deadline, heartbeats, reply): boxed, the
         // task moves a pointer instead of copying it whole on every state change.
         tokio::spawn(async move {
-            Box::pin(handle(message, &dispatcher)).await;
+            Box::pin(handle(message, &dispatcher, limits)).await;
             drop(slot);
         });
     }
 }
 
-async fn handle(message: Message, dispatcher: &Dispatcher) {
+async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
+    let size = message.body().len();
+    if size > limits.max_message_size {
+        let reason = format!(
+            "the message is {size} bytes, over this server's maximum of {}",
+            limits.max_message_size
+        );
+        message.refuse(&reason).await;
+        return;
+    }
     let Some(incoming) = message.open().await else {
         return;
     };

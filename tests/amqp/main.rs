@@ -1,6 +1,7 @@
 //! The RabbitMQ transport against the real broker on this machine. Each test works in a vhost of
 //! its own, deleted afterwards; under `CI=true` an unreachable broker fails the test.
 
+mod bad_input;
 mod calls;
 mod cli;
 mod fixture;

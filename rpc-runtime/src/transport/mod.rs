@@ -278,6 +278,19 @@ impl Message {
         &self.delivery.body
     }
 
+    /// Acknowledges the message and refuses it undecoded (too large, say): the caller gets a
+    /// malformed-message failure with `reason` when the reply route can be read, else it is
+    /// logged.
+    pub async fn refuse(self, reason: &str) {
+        let Delivery { body, sink, ack } = self.delivery;
+        if let Some(ack) = ack {
+            ack.send();
+        }
+        let route = envelope::peek_reply_route(&body);
+        drop(body);
+        answer_malformed(route, sink, reason).await;
+    }
+
     /// Decodes the request. A message that cannot be decoded is answered with a clear failure
     /// when it says where to reply, and otherwise logged and dropped; a duplicate (a `_unique_id`
     /// seen among the last 16) is dropped, as oslo does. Both give `None`.
@@ -299,21 +312,26 @@ impl Message {
             }
             Err(failure) => {
                 let reason = crate::error::chain(&failure.error);
-                match failure.reply_route {
-                    Some(route) => {
-                        tracing::warn!(%reason, msg_id = %route.msg_id, "refusing a malformed request");
-                        let reply_to = ReplyTo { route, sink };
-                        let reply = Reply::failure(RemoteError::malformed_message(&reason));
-                        if let Err(error) = reply_to.send(reply).await {
-                            tracing::warn!(%error, "could not answer a malformed request");
-                        }
-                    }
-                    None => {
-                        tracing::warn!(%reason, "dropping a malformed message that names no reply queue");
-                    }
-                }
+                answer_malformed(failure.reply_route, sink, &reason).await;
                 None
             }
+        }
+    }
+}
+
+/// Tells the caller why its message was refused, when it said where to reply; logs it either way.
+async fn answer_malformed(route: Option<ReplyRoute>, sink: Arc<dyn ReplySink>, reason: &str) {
+    match route {
+        Some(route) => {
+            tracing::warn!(%reason, msg_id = %route.msg_id, "refusing a malformed request");
+            let reply_to = ReplyTo { route, sink };
+            let reply = Reply::failure(RemoteError::malformed_message(reason));
+            if let Err(error) = reply_to.send(reply).await {
+                tracing::warn!(%error, "could not answer a malformed request");
+            }
+        }
+        None => {
+            tracing::warn!(%reason, "dropping a malformed message that names no reply queue");
         }
     }
 }
