@@ -3,6 +3,8 @@
 //! reachable (the test fails, it never skips); elsewhere a test without its service is skipped with
 //! a message.
 
+pub mod fuzzing;
+
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
