@@ -2,6 +2,7 @@
 //! its own, deleted afterwards; under `CI=true` an unreachable broker fails the test.
 
 mod bad_input;
+mod bounds;
 mod calls;
 mod cli;
 mod fixture;

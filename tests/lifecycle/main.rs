@@ -206,13 +206,21 @@ async fn sigterm_with_500_calls_in_flight_answers_each_once_and_loses_none() {
     })
     .await
     .unwrap();
-    assert_eq!(started.len(), 256, "the server exited early: {}", server.log());
+    assert_eq!(
+        started.len(),
+        256,
+        "the server exited early: {}",
+        server.log()
+    );
     let signalled = std::time::Instant::now();
     server.signal(nix::sys::signal::Signal::SIGTERM);
     let (code, server) = exited(server).await;
     let shutdown = signalled.elapsed();
     assert_eq!(code, Some(0), "{}", server.log());
-    assert!(shutdown < graceful, "exit took {shutdown:?}, past graceful_shutdown_timeout");
+    assert!(
+        shutdown < graceful,
+        "exit took {shutdown:?}, past graceful_shutdown_timeout"
+    );
     started.extend(read_started(&mut stdout, usize::MAX));
     assert_eq!(notified(&socket).await, "STOPPING=1");
 
@@ -224,12 +232,20 @@ async fn sigterm_with_500_calls_in_flight_answers_each_once_and_loses_none() {
         answered.push(call.await.unwrap().unwrap());
     }
     answered.sort_unstable();
-    assert_eq!(answered, (0..500).collect::<Vec<i64>>(), "each call answered once");
+    assert_eq!(
+        answered,
+        (0..500).collect::<Vec<i64>>(),
+        "each call answered once"
+    );
     let mut successor_stdout = successor.stdout.take().unwrap();
     stop_cleanly(successor).await;
     started.extend(read_started(&mut successor_stdout, usize::MAX));
     started.sort_unstable();
-    assert_eq!(started, (0..500).collect::<Vec<i64>>(), "each call ran exactly once");
+    assert_eq!(
+        started,
+        (0..500).collect::<Vec<i64>>(),
+        "each call ran exactly once"
+    );
     eprintln!("SIGTERM with 500 calls in flight: exited in {shutdown:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
