@@ -41,14 +41,21 @@ pub(crate) fn join(
                 _ = stop.wait_for(|s| *s) => return,
                 _ = ticks.tick() => {}
             }
-            match registry.heartbeat(id).await {
-                Ok(record) => status.send_modify(|s| {
+            // A heartbeat slower than the interval is already late: give up on it then (a
+            // database that does not answer would otherwise hold the loop for the pool's
+            // acquire timeout), count it failed, and try again on the next tick.
+            let attempt = tokio::time::timeout(interval, registry.heartbeat(id)).await;
+            match attempt {
+                Ok(Ok(record)) => status.send_modify(|s| {
                     s.succeeded += 1;
                     s.record = Some(record);
                     s.last_error = None;
                 }),
-                Err(error) => {
-                    let reason = crate::error::chain(&error);
+                failed => {
+                    let reason = match failed {
+                        Ok(Err(error)) => crate::error::chain(&error),
+                        _ => format!("the registry did not answer within {interval:?}"),
+                    };
                     tracing::warn!(error = %reason, retry_in = ?interval, "heartbeat failed; the service keeps serving");
                     status.send_modify(|s| {
                         s.failed += 1;
