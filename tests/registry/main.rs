@@ -104,7 +104,67 @@ on_every_database!(
     soft_delete_hides_and_frees_the_name,
     min_version_is_the_oldest_live_version,
     availability_zone_is_recorded_and_changed,
+    hostile_text_is_stored_as_data_never_run_as_sql,
 );
+
+/// Every value reaches the database as a bound parameter: text that would break (or abuse) SQL
+/// built by concatenation is stored and read back byte for byte, and the table is intact.
+async fn hostile_text_is_stored_as_data_never_run_as_sql(registry: &SqlRegistry) {
+    let hosts = [
+        "h1'; DROP TABLE services; --",
+        "h2\\' OR '1'='1",
+        "h3\"); DELETE FROM services; --",
+        "h4 ünïcødé 中文 \u{1F600}",
+        "h5 %_ LIKE wildcards",
+    ];
+    let mut ids = Vec::new();
+    for host in hosts {
+        let created = registry
+            .create(
+                &NewService::new(host, "nova-compute'--", "compute")
+                    .with_availability_zone("az'; TRUNCATE services; --"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.host, host);
+        ids.push(created.id);
+    }
+    registry
+        .set_disabled(
+            ids[0],
+            true,
+            Some("'); UPDATE services SET disabled = 0; --"),
+        )
+        .await
+        .unwrap();
+    for host in hosts {
+        let found = registry
+            .get_by_host_and_binary(host, "nova-compute'--")
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{host} not found"));
+        assert_eq!(found.host, host);
+        assert_eq!(
+            found.availability_zone.as_deref(),
+            Some("az'; TRUNCATE services; --")
+        );
+    }
+    // A wildcard is a character, not a pattern.
+    assert!(
+        registry
+            .get_by_host_and_binary("h5 %", "nova-compute'--")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = registry.list(Some("nova-compute'--")).await.unwrap();
+    assert_eq!(listed.len(), hosts.len(), "the table lost rows");
+    assert!(listed[0].disabled);
+    assert_eq!(
+        listed[0].disabled_reason.as_deref(),
+        Some("'); UPDATE services SET disabled = 0; --")
+    );
+}
 
 async fn availability_zone_is_recorded_and_changed(registry: &SqlRegistry) {
     let created = registry
