@@ -27,6 +27,9 @@ pub struct ServerConfig {
     /// default). A larger one is acknowledged and refused without being parsed: the caller gets
     /// a malformed-message failure when its reply route can be read, else it is logged.
     pub max_message_size: usize,
+    /// Whether failures sent to callers carry the server-side backtrace (`[DEFAULT] debug`).
+    /// Default `false`: callers see a failure's class, module and message only.
+    pub debug: bool,
 }
 
 /// The default [`ServerConfig::max_message_size`]: 16 MiB, far above what control-plane calls
@@ -38,6 +41,7 @@ impl Default for ServerConfig {
         Self {
             max_concurrency: 64,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            debug: false,
         }
     }
 }
@@ -47,6 +51,14 @@ impl ServerConfig {
     #[must_use]
     pub fn with_max_concurrency(mut self, max_concurrency: usize) -> Self {
         self.max_concurrency = max_concurrency.max(1);
+        self
+    }
+
+    /// Sets whether failures carry the server-side backtrace to callers (for debugging only:
+    /// it shows the server's internals to whoever calls).
+    #[must_use]
+    pub fn with_debug(mut self, debug: bool) -> Self {
+        self.debug = debug;
         self
     }
 
@@ -106,6 +118,7 @@ impl RpcServer {
         tracing::info!(topic = %target.topic, server = target.server.as_deref().unwrap_or(""), max_concurrency, "RPC server consuming");
         let limits = Limits {
             max_message_size: config.max_message_size,
+            debug: config.debug,
         };
         let consumer = tokio::spawn(consume(
             listener,
@@ -154,10 +167,11 @@ impl RpcServer {
     }
 }
 
-/// What the server refuses before decoding.
+/// What the server refuses before decoding, and what its failures show.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
     max_message_size: usize,
+    debug: bool,
 }
 
 async fn consume(
@@ -265,8 +279,11 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
             (Some(reply_to), outcome) => {
                 let reply = match outcome {
                     Ok(result) => Reply::result(result),
-                    Err(failure) => {
+                    Err(mut failure) => {
                         tracing::debug!(class = %failure.class, message = %failure.message, "the call failed");
+                        if limits.debug {
+                            failure.traceback = server_backtrace();
+                        }
                         Reply::failure(failure)
                     }
                 };
@@ -283,6 +300,14 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
     }
     .instrument(span)
     .await;
+}
+
+/// The server's backtrace where a failure is answered, as oslo's `tb` lines (debug only).
+fn server_backtrace() -> Vec<String> {
+    let trace = std::backtrace::Backtrace::force_capture().to_string();
+    std::iter::once("Traceback (server side, [DEFAULT] debug = true):\n".to_owned())
+        .chain(trace.lines().map(|line| format!("{line}\n")))
+        .collect()
 }
 
 /// Runs `work`, sending a call-monitor heartbeat every `every` until it finishes.

@@ -86,3 +86,95 @@ async fn unknown_and_unreachable_transports_are_clear_errors_without_passwords()
         "{err}"
     );
 }
+
+/// Fails in every way a method can: its own error, a panic, bad arguments.
+struct Failing;
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Refusal {
+    reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused: {}", self.reason)
+    }
+}
+
+impl rpc_runtime::ApplicationError for Refusal {}
+
+#[rpc_endpoint(topic = "failing", version = "1.0")]
+impl Failing {
+    #[rpc]
+    async fn refuse(&self, _ctx: &Context) -> Result<(), Refusal> {
+        Err(Refusal {
+            reason: "no".into(),
+        })
+    }
+
+    #[rpc]
+    async fn explode(&self, _ctx: &Context) -> u32 {
+        panic!("internal state at {:p}", self)
+    }
+
+    #[rpc]
+    async fn typed(&self, _ctx: &Context, n: u32) -> u32 {
+        n
+    }
+}
+
+/// Each failure a caller can get from `Failing`, as the remote error it receives.
+async fn failures(debug: bool) -> Vec<rpc_runtime::RemoteError> {
+    let broker = rpc_runtime::MemoryBroker::new();
+    let server = RpcServer::start(
+        Arc::new(broker.transport()),
+        FailingClient::target().with_server("h1"),
+        vec![Arc::new(Failing)],
+        ServerConfig::default().with_debug(debug),
+    )
+    .await
+    .unwrap();
+    let client = rpc_runtime::Client::new(Arc::new(broker.transport()), FailingClient::target());
+    let ctx = Context::new();
+    let mut failures = Vec::new();
+    for (method, args) in [
+        ("refuse", serde_json::json!({})),
+        ("explode", serde_json::json!({})),
+        ("typed", serde_json::json!({"n": "not a number"})),
+    ] {
+        match client.call::<serde_json::Value>(&ctx, method, &args).await {
+            Err(RpcError::Remote(failure)) => failures.push(*failure),
+            // The client turns the runtime's own failures into typed errors; keep the message.
+            Err(RpcError::InvalidArguments { message, .. }) => {
+                failures.push(rpc_runtime::RemoteError::new(
+                    "InvalidArguments",
+                    "",
+                    message,
+                ));
+            }
+            other => panic!("{method}: expected a remote failure, got {other:?}"),
+        }
+    }
+    server.stop().await;
+    failures
+}
+
+#[tokio::test]
+async fn failures_carry_no_server_backtrace_unless_debug_is_on() {
+    for failure in failures(false).await {
+        assert!(failure.traceback.is_empty(), "{failure:?}");
+        for leak in [".rs:", "src/", "stack backtrace", "rustc"] {
+            assert!(!failure.message.contains(leak), "{leak} in {failure:?}");
+        }
+    }
+    for failure in failures(true).await.into_iter().take(2) {
+        assert!(
+            failure
+                .traceback
+                .first()
+                .is_some_and(|l| l.starts_with("Traceback (server side")),
+            "{failure:?}"
+        );
+        assert!(failure.traceback.len() > 1, "{failure:?}");
+    }
+}

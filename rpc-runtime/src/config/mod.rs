@@ -46,6 +46,7 @@ pub const DEFAULT_OPTIONS: &[&str] = &[
     "rpc_response_timeout",
     "executor_thread_pool_size",
     "graceful_shutdown_timeout",
+    "debug",
 ];
 
 /// Topics `[upgrade_levels]` knows without being told (nova's services).
@@ -86,6 +87,10 @@ pub struct Config {
     /// How long a stopping service waits for requests in flight (`graceful_shutdown_timeout`).
     /// Default 60 s.
     pub graceful_shutdown_timeout: Duration,
+    /// `[DEFAULT] debug`: failures sent to callers carry the server-side backtrace. Default
+    /// `false`: a caller sees the failure's class, module and message, never the server's
+    /// internals.
+    pub debug: bool,
     /// `<topic>_manager` settings, by topic.
     pub managers: BTreeMap<String, String>,
     /// `[database] connection`: where the services registry is. `None`: a SQLite file,
@@ -151,6 +156,7 @@ impl Default for Config {
             rpc_response_timeout: Duration::from_secs(60),
             executor_thread_pool_size: 64,
             graceful_shutdown_timeout: Duration::from_secs(60),
+            debug: false,
             managers: BTreeMap::new(),
             database_connection: None,
             upgrade_levels: BTreeMap::new(),
@@ -566,6 +572,10 @@ fn type_settings(
             }
             ("DEFAULT", "periodic_enable") => {
                 config.periodic_enable = parse_bool(&value)
+                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+            }
+            ("DEFAULT", "debug") => {
+                config.debug = parse_bool(&value)
                     .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
             }
             ("DEFAULT", "periodic_fuzzy_delay") => config.periodic_fuzzy_delay = seconds()?,

@@ -318,5 +318,5 @@ fn edit_distance_is_levenshtein() {
     assert_eq!(edit_distance("", "abc"), 3);
     assert_eq!(edit_distance("same", "same"), 0);
     assert_eq!(nearest("hots", &["host", "report_interval"]), Some("host"));
-    assert_eq!(nearest("debug", DEFAULT_OPTIONS), None);
+    assert_eq!(nearest("use_syslog", DEFAULT_OPTIONS), None);
 }

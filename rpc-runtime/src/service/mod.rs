@@ -382,7 +382,9 @@ impl<M: Manager> Service<M> {
             transport,
             Target::new(self.topic.as_str()).with_server(self.host.as_str()),
             endpoints,
-            ServerConfig::default().with_max_concurrency(self.config.executor_thread_pool_size),
+            ServerConfig::default()
+                .with_max_concurrency(self.config.executor_thread_pool_size)
+                .with_debug(self.config.debug),
         )
         .await?;
         tracing::info!("RPC server consuming");
