@@ -133,7 +133,7 @@ async fn failures(debug: bool) -> Vec<rpc_runtime::RemoteError> {
         ServerConfig::default().with_debug(debug),
     )
     .await
-    .unwrap();
+    .expect("serve");
     let client = rpc_runtime::Client::new(Arc::new(broker.transport()), FailingClient::target());
     let ctx = Context::new();
     let mut failures = Vec::new();
