@@ -1,7 +1,9 @@
 //! A broker restart (`rabbitmqctl stop_app` / `start_app`): calls during the outage end with a
 //! clear error within their timeout, and the same transport serves again once the broker is back.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rpc_integration_tests::{Vhost, rabbitmqctl};
@@ -9,14 +11,30 @@ use rpc_runtime::{
     AmqpTransport, CallOptions, Client, Context, RpcError, RpcServer, ServerConfig, Target,
     TransportUrl, rpc_endpoint,
 };
+use tokio::sync::watch;
 
-struct Echo;
+/// Tests here stop the whole broker: one at a time.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[rpc_endpoint(topic = "restart", version = "1.0")]
+#[derive(Default)]
+struct Echo {
+    /// The ids of the casts that arrived.
+    noted: Mutex<HashSet<u64>>,
+}
+
+#[rpc_endpoint(topic = "restart", version = "1.1")]
 impl Echo {
     #[rpc]
     async fn echo(&self, _ctx: &Context, value: i64) -> i64 {
         value
+    }
+
+    #[rpc(since = "1.1", cast)]
+    async fn note(&self, _ctx: &Context, id: u64) {
+        self.noted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id);
     }
 }
 
@@ -33,6 +51,7 @@ impl Drop for StartAppOnDrop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_and_servers_recover_from_a_broker_restart() {
+    let _one_at_a_time = BROKER.lock().await;
     let Some(vhost) = Vhost::create("restart") else {
         return;
     };
@@ -45,7 +64,7 @@ async fn clients_and_servers_recover_from_a_broker_restart() {
     let server = RpcServer::start(
         transport.clone(),
         Target::new(topic.as_str()).with_server("h1"),
-        vec![Arc::new(Echo)],
+        vec![Arc::new(Echo::default())],
         ServerConfig::default(),
     )
     .await
@@ -88,4 +107,231 @@ async fn clients_and_servers_recover_from_a_broker_restart() {
     assert!(recovered < Duration::from_secs(5), "{recovered:?}");
     server.stop().await;
     drop(vhost);
+}
+
+/// Calls and casts under load, per durability mode.
+const CALLS: u64 = 10_000;
+const CASTS: u64 = 10_000;
+const CLIENTS: u64 = 4;
+const IN_FLIGHT_PER_CLIENT: u64 = 16;
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long each outage lasts.
+const OUTAGE: Duration = Duration::from_secs(2);
+
+/// What one run under load saw.
+#[derive(Debug, Default)]
+struct Outcome {
+    calls_ok: u64,
+    calls_failed: u64,
+    slowest_call: Duration,
+    casts_sent: u64,
+    casts_refused: u64,
+    casts_lost: u64,
+    recoveries: Vec<Duration>,
+}
+
+/// 10,000 calls and 10,000 casts from four clients while the broker is stopped and started twice.
+async fn restart_under_load(query: &str) -> Option<Outcome> {
+    let vhost = Vhost::create("restart-load")?;
+    let url = |q: &str| -> TransportUrl {
+        vhost
+            .url(&format!(
+                "?rabbit_retry_interval=100&rabbit_retry_backoff=500{q}"
+            ))
+            .parse()
+            .expect("a URL")
+    };
+    let server_transport = Arc::new(AmqpTransport::connect(&url(query)).await.expect("connect"));
+    let topic = rpc_integration_tests::unique_name("restart-load");
+    let echo = Arc::new(Echo::default());
+    let server = RpcServer::start(
+        server_transport.clone(),
+        Target::new(topic.as_str()).with_server("h1"),
+        vec![echo.clone()],
+        ServerConfig::default().with_max_concurrency(128),
+    )
+    .await
+    .expect("serve");
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let transport = Arc::new(AmqpTransport::connect(&url(query)).await.expect("connect"));
+        let client =
+            EchoClient::from_client(Client::new(transport.clone(), Target::new(topic.as_str())))
+                .prepare(CallOptions::new().timeout(CALL_TIMEOUT));
+        clients.push((transport, client));
+    }
+    // Calls ended, and calls answered.
+    let (progress, mut watch_progress) = watch::channel(0_u64);
+    let (answered, mut watch_answered) = watch::channel(0_u64);
+    let answered = Arc::new(answered);
+    let progress = Arc::new(progress);
+    let next_call = Arc::new(AtomicU64::new(0));
+    let next_cast = Arc::new(AtomicU64::new(0));
+    let sent: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let outcome: Arc<Mutex<Outcome>> = Arc::default();
+    let mut workers = Vec::new();
+    for (_, client) in &clients {
+        for _ in 0..IN_FLIGHT_PER_CLIENT {
+            let (client, progress, answered) = (client.clone(), progress.clone(), answered.clone());
+            let (next_call, next_cast) = (next_call.clone(), next_cast.clone());
+            let (sent, outcome) = (sent.clone(), outcome.clone());
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let call = next_call.fetch_add(1, Ordering::Relaxed);
+                    let cast = next_cast.fetch_add(1, Ordering::Relaxed);
+                    if call >= CALLS && cast >= CASTS {
+                        return;
+                    }
+                    if call < CALLS {
+                        let started = Instant::now();
+                        let result = client.echo(&Context::new(), call as i64).await;
+                        let took = started.elapsed();
+                        let ok = result.is_ok();
+                        {
+                            let mut o = outcome.lock().expect("outcome");
+                            o.slowest_call = o.slowest_call.max(took);
+                            match result {
+                                Ok(v) => {
+                                    assert_eq!(v, call as i64);
+                                    o.calls_ok += 1;
+                                }
+                                Err(_) => o.calls_failed += 1,
+                            }
+                        }
+                        progress.send_modify(|n| *n += 1);
+                        if ok {
+                            answered.send_modify(|n| *n += 1);
+                        } else {
+                            // A caller that failed retries a little later, as callers do.
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                    if cast < CASTS {
+                        let result = client.note(&Context::new(), cast).await;
+                        let mut o = outcome.lock().expect("outcome");
+                        match result {
+                            Ok(()) => {
+                                o.casts_sent += 1;
+                                sent.lock().expect("sent").insert(cast);
+                            }
+                            Err(_) => o.casts_refused += 1,
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    // Two outages: at a fifth and at three fifths of the calls.
+    for at in [CALLS / 5, CALLS * 3 / 5] {
+        watch_progress
+            .wait_for(|n| *n >= at)
+            .await
+            .expect("progress");
+        let _guard = StartAppOnDrop;
+        tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+            .await
+            .expect("stop_app");
+        // The outage's length, not a wait for readiness.
+        tokio::time::sleep(OUTAGE).await;
+        tokio::task::spawn_blocking(|| rabbitmqctl(&["start_app"]))
+            .await
+            .expect("start_app");
+        // Serving again: the first call answered after the broker is back.
+        let back = Instant::now();
+        let before = *watch_answered.borrow_and_update();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            watch_answered.wait_for(|n| *n > before),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "not serving 30 s after the restart: {:?}, {} calls ended",
+                outcome.lock().expect("outcome"),
+                *watch_progress.borrow()
+            )
+        })
+        .expect("answers");
+        outcome
+            .lock()
+            .expect("outcome")
+            .recoveries
+            .push(back.elapsed());
+    }
+    for worker in workers {
+        worker.await.expect("a load worker");
+    }
+    // Everything sent has arrived once a last cast has (one queue, delivered in order), and the
+    // server has finished what it took once stopped.
+    let marker = u64::MAX;
+    clients[0]
+        .1
+        .note(&Context::new(), marker)
+        .await
+        .expect("the marker cast");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !echo.noted.lock().expect("noted").contains(&marker) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+    let noted = echo.noted.lock().expect("noted").clone();
+    let mut outcome = std::mem::take(&mut *outcome.lock().expect("outcome"));
+    outcome.casts_lost = sent
+        .lock()
+        .expect("sent")
+        .iter()
+        .filter(|id| !noted.contains(id))
+        .count() as u64;
+    Some(outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_calls_and_casts_through_two_broker_restarts() {
+    let _one_at_a_time = BROKER.lock().await;
+    for (mode, query, must_keep_all) in [
+        (
+            "transient queues, no confirms",
+            "&confirm_publish=false",
+            false,
+        ),
+        (
+            "durable queues, publisher confirms",
+            "&amqp_durable_queues=true&confirm_publish=true",
+            true,
+        ),
+    ] {
+        let Some(o) = restart_under_load(query).await else {
+            return;
+        };
+        eprintln!(
+            "{mode}: calls {} ok / {} failed (slowest {:.1?}); casts {} sent / {} refused / {} lost; serving again {:?} after each restart",
+            o.calls_ok,
+            o.calls_failed,
+            o.slowest_call,
+            o.casts_sent,
+            o.casts_refused,
+            o.casts_lost,
+            o.recoveries
+        );
+        assert_eq!(
+            o.calls_ok + o.calls_failed,
+            CALLS,
+            "{mode}: a call never ended"
+        );
+        assert!(
+            o.slowest_call < CALL_TIMEOUT + Duration::from_secs(1),
+            "{mode}: a call ended past its timeout: {:?}",
+            o.slowest_call
+        );
+        assert_eq!(o.casts_sent + o.casts_refused, CASTS, "{mode}");
+        for recovery in &o.recoveries {
+            assert!(
+                *recovery < Duration::from_secs(5),
+                "{mode}: serving again took {recovery:?}"
+            );
+        }
+        if must_keep_all {
+            assert_eq!(o.casts_lost, 0, "{mode}: confirmed casts were lost");
+        }
+    }
 }

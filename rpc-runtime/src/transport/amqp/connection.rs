@@ -98,10 +98,12 @@ impl Session {
         })
     }
 
-    /// Closes the connection, ignoring errors (it may be dead already).
+    /// Closes the connection, ignoring errors (it may be dead already) and giving up after a few
+    /// seconds (a half-dead connection may never answer the close).
     pub(crate) async fn close(&self) {
         if self.connection.status().connected() {
-            let _ = self.connection.close(200, "closing".into()).await;
+            let closing = self.connection.close(200, "closing".into());
+            let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
         }
     }
 }

@@ -42,6 +42,12 @@ use crate::target::Target;
 /// How long a cast waits for a connection while the transport reconnects.
 const CAST_CONNECT_WAIT: Duration = Duration::from_secs(30);
 
+/// The longest a (re)declaration of consumers may take on a fresh connection. A connection that
+/// dies during it can leave lapin's operations unanswered; bounded, the supervisor gives up on
+/// that connection and makes another instead of waiting forever (seen with the broker restarted
+/// under load: transports that never came back).
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The RabbitMQ transport.
 ///
 /// One connection per transport, reopened by a supervisor task with backoff when it breaks: the
@@ -180,7 +186,15 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
     loop {
         // Consumers first, then the session is published: a call made as soon as the transport
         // reports itself connected finds the servers' queues there.
-        match inner.restore(&session).await {
+        let restored = tokio::time::timeout(RESTORE_TIMEOUT, inner.restore(&session))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TransportError::Broker {
+                    operation: "restore consumers".to_owned(),
+                    reason: format!("no answer within {RESTORE_TIMEOUT:?}"),
+                })
+            });
+        match restored {
             Ok(()) => {
                 inner.session.send_replace(Some(Arc::clone(&session)));
                 tokio::select! {
@@ -540,7 +554,13 @@ impl Inner {
         self.reply_in_use.store(true, Ordering::SeqCst);
         let mut ready = self.reply_ready.lock().await;
         if *ready != session.generation {
-            self.consume_replies(session).await?;
+            // Bounded: this holds the lock the supervisor's restore needs.
+            tokio::time::timeout(RESTORE_TIMEOUT, self.consume_replies(session))
+                .await
+                .map_err(|_| TransportError::Broker {
+                    operation: "consume the reply queue".to_owned(),
+                    reason: format!("no answer within {RESTORE_TIMEOUT:?}"),
+                })??;
             *ready = session.generation;
             self.reply_generation
                 .store(session.generation, Ordering::Release);
