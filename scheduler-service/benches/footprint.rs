@@ -24,9 +24,10 @@ use std::time::{Duration, Instant};
 use rpc_integration_tests::{
     DatabaseServer, TempDatabase, Vhost, python_venv, rss_mib, unique_name,
 };
-use rpc_runtime::{CallOptions, Context};
+use rpc_runtime::CallOptions;
 use scheduler_service::SchedulerManagerClient;
-use scheduler_service::api::{Flavor, RequestSpec};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_scheduler-service");
 
@@ -125,21 +126,8 @@ async fn load(url: &str, pid: u32, length: Duration) -> (f64, f64) {
             let client = client.clone();
             tokio::spawn(async move {
                 let mut answered = 0_u64;
-                let flavor = Flavor::named("m1.tiny").expect("m1.tiny");
                 while started.elapsed() < length {
-                    let uuid = uuid::Uuid::new_v4().to_string();
-                    let mut spec = RequestSpec::new(flavor.clone(), 1);
-                    spec.instance_uuid = Some(uuid.clone());
-                    client
-                        .select_destinations(
-                            &Context::new(),
-                            spec,
-                            Some(vec![uuid]),
-                            Some(true),
-                            Some(true),
-                        )
-                        .await
-                        .expect("placed");
+                    common::place_one(&client).await.expect("placed");
                     answered += 1;
                 }
                 answered

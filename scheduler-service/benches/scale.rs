@@ -24,12 +24,14 @@ use futures::{StreamExt, stream};
 use rpc_integration_tests::{DatabaseServer, TempDatabase, Vhost, rss_mib};
 use rpc_runtime::config::{Config, ConfigLoader};
 use rpc_runtime::registry::Registry;
-use rpc_runtime::{CallOptions, Context, Service};
+use rpc_runtime::{CallOptions, Service};
 use scheduler_service::SchedulerManagerClient;
-use scheduler_service::api::{Flavor, RequestSpec, Resources};
+use scheduler_service::api::Resources;
 use scheduler_service::compute::{ComputeManager, HostSpec};
 use scheduler_service::scheduler::COMPUTE_BINARY;
 use scheduler_service::wiring::{Shared, compute_service, open_registry, scheduler_service};
+
+mod common;
 
 /// One run's settings.
 #[derive(Debug, Clone)]
@@ -222,22 +224,10 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
             let mut latencies = Vec::new();
             let mut failures = 0;
             let mut ticker = tokio::time::interval(every);
-            let flavor = Flavor::named("m1.tiny").expect("m1.tiny");
             while window_start.elapsed() < window {
                 ticker.tick().await;
-                let uuid = uuid::Uuid::new_v4().to_string();
-                let mut spec = RequestSpec::new(flavor.clone(), 1);
-                spec.instance_uuid = Some(uuid.clone());
                 let t = Instant::now();
-                let placed = client
-                    .select_destinations(
-                        &Context::new(),
-                        spec,
-                        Some(vec![uuid]),
-                        Some(true),
-                        Some(true),
-                    )
-                    .await;
+                let placed = common::place_one(&client).await;
                 match placed {
                     Ok(_) => latencies.push(t.elapsed().as_secs_f64() * 1e3),
                     Err(error) => {
