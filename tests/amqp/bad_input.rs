@@ -3,19 +3,17 @@
 //! when it does not; the server keeps serving, and a good call right after each one succeeds;
 //! nothing is left unacknowledged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use rpc_integration_tests::{Vhost, unique_name};
+use rpc_integration_tests::Vhost;
 use rpc_runtime::envelope::{self, MessageId};
-use rpc_runtime::{Context, RpcServer, ServerConfig, Target};
+use rpc_runtime::{Context, ServerConfig};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
-use crate::fixture::{Worker, WorkerClient};
+use crate::fixture::serve_url_with;
 
 /// The largest message the server under test decodes.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -48,26 +46,16 @@ async fn bad_messages_get_clear_answers_and_the_server_keeps_serving() {
     let Some(vhost) = Vhost::create("bad-input") else {
         return;
     };
-    let transport = rpc_runtime::connect(&vhost.url("")).await.expect("connect");
-    let topic = unique_name("worker");
-    let (notes, _noted) = mpsc::unbounded_channel();
-    let worker = Arc::new(Worker {
-        host: "h1".into(),
-        notes,
-    });
-    let server = RpcServer::start(
-        Arc::clone(&transport),
-        Target::new(topic.as_str()).with_server("h1"),
-        vec![worker],
+    let mut served = serve_url_with(
+        &vhost.url(""),
+        &["h1"],
         ServerConfig::default().with_max_message_size(MAX_MESSAGE),
     )
-    .await
-    .expect("serve");
-    let client = WorkerClient::from_client(rpc_runtime::Client::new(
-        Arc::clone(&transport),
-        Target::new(topic.as_str()),
-    ))
-    .prepare(rpc_runtime::CallOptions::new().timeout(Duration::from_secs(10)));
+    .await;
+    let topic = served.topic.clone();
+    let client = served
+        .client()
+        .prepare(rpc_runtime::CallOptions::new().timeout(Duration::from_secs(10)));
 
     // The peer: a raw connection with a reply queue of its own.
     let connection = vhost.raw_connection().await;
@@ -261,6 +249,8 @@ async fn bad_messages_get_clear_answers_and_the_server_keeps_serving() {
             .is_err(),
         "an extra reply"
     );
-    server.stop().await;
+    for server in served.servers.drain(..) {
+        server.stop().await;
+    }
     let _ = connection.close(200, "done".into()).await;
 }

@@ -73,6 +73,11 @@ pub(crate) async fn serve(vhost: &Vhost, query: &str, hosts: &[&str]) -> Served 
 }
 
 pub(crate) async fn serve_url(url: &str, hosts: &[&str]) -> Served {
+    serve_url_with(url, hosts, ServerConfig::default()).await
+}
+
+/// [`serve_url`] with a server configuration of the test's own.
+pub(crate) async fn serve_url_with(url: &str, hosts: &[&str], config: ServerConfig) -> Served {
     let transport = rpc_runtime::connect(url)
         .await
         .expect("connect to RabbitMQ");
@@ -88,7 +93,7 @@ pub(crate) async fn serve_url(url: &str, hosts: &[&str]) -> Served {
             Arc::clone(&transport),
             rpc_runtime::Target::new(topic.as_str()).with_server(*host),
             vec![worker],
-            ServerConfig::default(),
+            config.clone(),
         )
         .await
         .expect("listen on RabbitMQ");
