@@ -450,6 +450,15 @@ pub enum TransportError {
         /// The broker's or the client library's explanation.
         reason: String,
     },
+    /// A queue, exchange or routing-key name is longer than AMQP's 255 bytes (a topic that long,
+    /// or a request naming such a reply queue).
+    #[error("the name `{prefix}…` is {length} bytes; AMQP allows at most 255")]
+    NameTooLong {
+        /// The name's first 32 characters.
+        prefix: String,
+        /// Its length in bytes.
+        length: usize,
+    },
     /// A server already listens on this exclusive target.
     #[error("a server already listens on `{queue}`")]
     AlreadyListening {

@@ -3,6 +3,7 @@
 //! when it does not; the server keeps serving, and a good call right after each one succeeds;
 //! nothing is left unacknowledged.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -41,11 +42,28 @@ fn call(method: &str, args: Value, msg_id: &str, reply_q: &str) -> Value {
     })
 }
 
+/// Set when code of the AMQP client library panicked (a request task's panic is caught by tokio,
+/// so the server would keep serving and hide it).
+static LIBRARY_PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Records panics raised inside lapin or amq-protocol, whatever test thread they happen on.
+fn watch_library_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let file = info.location().map_or("", |l| l.file());
+        if file.contains("amq-protocol") || file.contains("lapin") {
+            LIBRARY_PANICKED.store(true, Ordering::SeqCst);
+        }
+        previous(info);
+    }));
+}
+
 #[tokio::test]
 async fn bad_messages_get_clear_answers_and_the_server_keeps_serving() {
     let Some(vhost) = Vhost::create("bad-input") else {
         return;
     };
+    watch_library_panics();
     let mut served = serve_url_with(
         &vhost.url(""),
         &["h1"],
@@ -171,6 +189,16 @@ async fn bad_messages_get_clear_answers_and_the_server_keeps_serving() {
             Expect::Nothing,
         ),
         (
+            // lapin panics on names over 255 bytes: the server must check, not crash.
+            "a _reply_q longer than AMQP allows",
+            topic.clone(),
+            wrap(
+                "2.0",
+                &call("echo", json!({"value": 3}), &id(), &"q".repeat(300)),
+            ),
+            Expect::Nothing,
+        ),
+        (
             "a _reply_q that does not exist",
             topic.clone(),
             wrap(
@@ -248,6 +276,10 @@ async fn bad_messages_get_clear_answers_and_the_server_keeps_serving() {
             .await
             .is_err(),
         "an extra reply"
+    );
+    assert!(
+        !LIBRARY_PANICKED.load(Ordering::SeqCst),
+        "a bad message made the AMQP library panic"
     );
     for server in served.servers.drain(..) {
         server.stop().await;

@@ -104,3 +104,38 @@ async fn many_calls_in_flight_are_matched_by_msg_id() {
         assert_eq!(reply.unwrap()["value"], json!(i));
     }
 }
+
+#[tokio::test]
+async fn names_longer_than_amqp_allows_are_errors_not_panics() {
+    let Some(vhost) = Vhost::create("long-names") else {
+        return;
+    };
+    let served = serve(&vhost, "", &["h1"]).await;
+    let long = rpc_runtime::Target::new("t".repeat(300));
+    let client = rpc_runtime::Client::new(served.transport.clone(), long.clone());
+    let too_long = |err: &RpcError| {
+        matches!(
+            err,
+            RpcError::Transport(rpc_runtime::TransportError::NameTooLong { length: 300, .. })
+        )
+    };
+    let err = client
+        .call::<i64>(&Context::new(), "echo", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(too_long(&err), "{err:?}");
+    let err = client
+        .cast(&Context::new(), "echo", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(too_long(&err), "{err:?}");
+    let err = served.transport.listen(&long).await.unwrap_err();
+    assert!(
+        matches!(err, rpc_runtime::TransportError::NameTooLong { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("at most 255"), "{err}");
+    // The transport is still good.
+    let answer = served.client().echo(&Context::new(), json!(1)).await;
+    assert_eq!(answer.unwrap()["value"], json!(1));
+}

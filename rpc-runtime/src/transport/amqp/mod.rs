@@ -26,7 +26,7 @@ use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Consumer, ExchangeKind};
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -494,12 +494,14 @@ impl Inner {
         body: &[u8],
         properties: lapin::BasicProperties,
     ) -> Result<(), TransportError> {
+        // Names come from users (topics) and the network (reply queues): checked, not trusted.
+        let (exchange_name, key) = (short(exchange)?, short(routing_key)?);
         let outcome = async {
             let confirm = session
                 .publisher
                 .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
+                    exchange_name,
+                    key,
                     BasicPublishOptions {
                         mandatory,
                         ..BasicPublishOptions::default()
@@ -708,6 +710,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A queue, exchange or routing-key name as AMQP carries it. lapin panics on a name over 255
+/// bytes; every name from a user or the network goes through here instead.
+fn short(name: &str) -> Result<ShortString, TransportError> {
+    ShortString::try_new(name).map_err(|_| TransportError::NameTooLong {
+        prefix: name.chars().take(32).collect(),
+        length: name.len(),
+    })
+}
+
 fn broker(operation: &str, error: &lapin::Error) -> TransportError {
     TransportError::Broker {
         operation: operation.to_owned(),
@@ -732,7 +743,7 @@ async fn declare_exchange(
 ) -> Result<(), TransportError> {
     channel
         .exchange_declare(
-            name.into(),
+            short(name)?,
             kind,
             ExchangeDeclareOptions {
                 durable,
@@ -753,7 +764,7 @@ async fn declare_queue(
 ) -> Result<(), TransportError> {
     channel
         .queue_declare(
-            name.into(),
+            short(name)?,
             QueueDeclareOptions {
                 durable,
                 ..QueueDeclareOptions::default()
@@ -773,9 +784,9 @@ async fn bind(
 ) -> Result<(), TransportError> {
     channel
         .queue_bind(
-            queue.into(),
-            exchange.into(),
-            routing_key.into(),
+            short(queue)?,
+            short(exchange)?,
+            short(routing_key)?,
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -786,7 +797,7 @@ async fn bind(
 async fn consume(channel: &Channel, queue: &str, no_ack: bool) -> Result<Consumer, TransportError> {
     channel
         .basic_consume(
-            queue.into(),
+            short(queue)?,
             "".into(),
             BasicConsumeOptions {
                 no_ack,
