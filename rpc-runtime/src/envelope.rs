@@ -301,6 +301,16 @@ pub fn encode_request(
     reply_route: Option<&ReplyRoute>,
     unique_id: &str,
 ) -> Vec<u8> {
+    let route = reply_route.map(|route| (route.msg_id.as_str(), &*route.reply_q));
+    encode_request_to(request, route, unique_id)
+}
+
+/// [`encode_request`] with the reply route as `(msg_id, reply_q)`, borrowed.
+pub(crate) fn encode_request_to(
+    request: &Request<'_>,
+    reply_route: Option<(&str, &str)>,
+    unique_id: &str,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(640 + request.args.as_json().len() * 5 / 4);
     write_envelope(&mut out, |w| {
         w.open("method");
@@ -313,17 +323,18 @@ pub fn encode_request(
         }
         if let Some(version) = &request.version {
             w.key("version");
-            w.string(&version.to_string())?;
+            // Digits and dots: nothing to escape.
+            w.formatted(format_args!("\\\"{version}\\\""));
         }
-        if let Some(route) = reply_route {
+        if let Some((msg_id, reply_q)) = reply_route {
             w.key("_msg_id");
-            w.string(&route.msg_id)?;
+            w.string(msg_id)?;
             w.key("_reply_q");
-            w.string(&route.reply_q)?;
+            w.string(reply_q)?;
             w.key("_timeout");
             match request.monitor_timeout {
                 // oslo sends whole seconds.
-                Some(t) if t.subsec_nanos() == 0 => w.json(&t.as_secs())?,
+                Some(t) if t.subsec_nanos() == 0 => w.formatted(format_args!("{}", t.as_secs())),
                 Some(t) => w.json(&t.as_secs_f64())?,
                 None => w.literal("null"),
             }
@@ -332,7 +343,7 @@ pub fn encode_request(
         w.string(unique_id)?;
         if let Some(deadline) = request.deadline {
             w.key(DEADLINE_KEY);
-            w.json(&unix_millis(deadline))?;
+            w.formatted(format_args!("{}", unix_millis(deadline)));
         }
         request.context.for_each_entry(|key, value| {
             w.context_key(key)?;
@@ -410,6 +421,14 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, RequestDecodeError>
 ///
 /// Fails when the body is not a reply oslo would accept.
 pub fn decode_reply(body: &[u8]) -> Result<(Reply, String), EnvelopeError> {
+    decode_reply_then(body, |reply, msg_id| (reply, msg_id.to_owned()))
+}
+
+/// Decodes a reply and hands it, with its `_msg_id` borrowed, to `then`.
+pub(crate) fn decode_reply_then<T>(
+    body: &[u8],
+    then: impl FnOnce(Reply, &str) -> T,
+) -> Result<T, EnvelopeError> {
     let inner = open_envelope(body)?;
     let wire: ReplyWire<'_> =
         serde_json::from_slice(inner.as_deref().unwrap_or(body)).map_err(EnvelopeError::Json)?;
@@ -420,17 +439,15 @@ pub fn decode_reply(body: &[u8]) -> Result<(Reply, String), EnvelopeError> {
         None => None,
         Some(raw) => Some(decode_failure(raw.get())?),
     };
-    Ok((
-        Reply {
-            result: wire
-                .result
-                .map(|raw| JsonText(String::from(Box::<str>::from(raw)))),
-            failure,
-            // oslo's client waits for `ending`; a reply without it is not final.
-            ending: wire.ending.unwrap_or(false),
-        },
-        msg_id.into_owned(),
-    ))
+    let reply = Reply {
+        result: wire
+            .result
+            .map(|raw| JsonText(String::from(Box::<str>::from(raw)))),
+        failure,
+        // oslo's client waits for `ending`; a reply without it is not final.
+        ending: wire.ending.unwrap_or(false),
+    };
+    Ok(then(reply, &msg_id))
 }
 
 fn decode_failure(raw: &str) -> Result<RemoteError, EnvelopeError> {
@@ -1024,6 +1041,12 @@ impl InnerWriter<'_> {
     /// JSON text (arguments, a result), escaped into the outer string.
     fn raw_json(&mut self, text: &str) {
         escape_into(self.out, text.as_bytes());
+    }
+
+    /// Text that needs no escaping (numbers, a version), formatted in place.
+    fn formatted(&mut self, text: fmt::Arguments<'_>) {
+        // Writing to a `Vec` cannot fail.
+        let _ = std::io::Write::write_fmt(self.out, text);
     }
 
     /// Any serializable value.

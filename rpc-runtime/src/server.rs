@@ -222,7 +222,9 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
             "the message is {size} bytes, over this server's maximum of {}",
             limits.max_message_size
         );
-        message.refuse(&reason).await;
+        // Rare paths are boxed, here and below: the request's future stays small enough for the
+        // allocator's fast path.
+        Box::pin(message.refuse(&reason)).await;
         return;
     }
     let Some(incoming) = message.open().await else {
@@ -239,67 +241,77 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
         project_id = ctx.project_id.as_deref(),
         msg_id = reply_to.as_ref().map(|r| r.msg_id()),
     );
-    async move {
-        let remaining = match request.deadline {
-            None => None,
-            Some(deadline) => match deadline.duration_since(SystemTime::now()) {
-                Ok(remaining) => Some(remaining),
-                Err(_) => {
+    let remaining = match request.deadline {
+        None => None,
+        Some(deadline) => match deadline.duration_since(SystemTime::now()) {
+            Ok(remaining) => Some(remaining),
+            Err(_) => {
+                span.in_scope(|| {
                     tracing::warn!("dropping a request whose caller's deadline has passed");
-                    return;
-                }
-            },
-        };
-        // Only a failed cast needs the method name after dispatch, for its log line.
-        let cast_method = reply_to.is_none().then(|| request.method.clone());
-        // oslo's call monitor: heartbeat every int(_timeout)/2 seconds, when that is at least 1.
-        let heartbeat_every = reply_to
-            .as_ref()
-            .and(request.monitor_timeout)
-            .map(|t| Duration::from_secs(t.as_secs()) / 2)
-            .filter(|every| *every >= Duration::from_secs(1));
-        let dispatched = async {
-            let dispatching = dispatcher.dispatch(request);
-            match (heartbeat_every, reply_to.as_ref()) {
-                (Some(every), Some(reply_to)) => with_heartbeats(dispatching, every, reply_to).await,
-                _ => dispatching.await,
+                });
+                return;
             }
-        };
-        let outcome = match remaining {
-            None => dispatched.await,
-            Some(remaining) => match tokio::time::timeout(remaining, dispatched).await {
+        },
+    };
+    // Only a failed cast needs the method name after dispatch, for its log line.
+    let cast_method = reply_to.is_none().then(|| request.method.clone());
+    // oslo's call monitor: heartbeat every int(_timeout)/2 seconds, when that is at least 1.
+    let heartbeat_every = reply_to
+        .as_ref()
+        .and(request.monitor_timeout)
+        .map(|t| Duration::from_secs(t.as_secs()) / 2)
+        .filter(|every| *every >= Duration::from_secs(1));
+    // Boxed apart (it holds the request): moved into the deadline's timeout below, it would
+    // otherwise take its room in this future twice.
+    let dispatching = Box::pin(dispatcher.dispatch(request));
+    let dispatched = async {
+        match (heartbeat_every, reply_to.as_ref()) {
+            (Some(every), Some(reply_to)) => {
+                Box::pin(with_heartbeats(dispatching, every, reply_to)).await
+            }
+            _ => dispatching.await,
+        }
+    };
+    let outcome = match remaining {
+        None => dispatched.instrument(span.clone()).await,
+        Some(remaining) => {
+            let limited = tokio::time::timeout(remaining, dispatched);
+            match limited.instrument(span.clone()).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    tracing::warn!("cancelled: the caller's deadline passed while the method ran");
+                    span.in_scope(|| {
+                        tracing::warn!(
+                            "cancelled: the caller's deadline passed while the method ran"
+                        );
+                    });
                     return;
                 }
-            },
-        };
-        match (reply_to, outcome) {
-            (Some(reply_to), outcome) => {
-                let reply = match outcome {
-                    Ok(result) => Reply::result(result),
-                    Err(mut failure) => {
-                        tracing::debug!(class = %failure.class, message = %failure.message, "the call failed");
-                        if limits.debug {
-                            failure.traceback = server_backtrace();
-                        }
-                        Reply::failure(failure)
-                    }
-                };
-                if let Err(error) = reply_to.send(reply).await {
-                    tracing::warn!(%error, "could not send the reply");
-                }
-            }
-            (None, Ok(_)) => {}
-            (None, Err(failure)) => {
-                let method = cast_method.unwrap_or_default();
-                tracing::warn!(%method, class = %failure.class, message = %failure.message, "a cast failed");
             }
         }
+    };
+    let entered = span.enter();
+    let reply = match (reply_to.is_some(), outcome) {
+        (true, Ok(result)) => Reply::result(result),
+        (true, Err(mut failure)) => {
+            tracing::debug!(class = %failure.class, message = %failure.message, "the call failed");
+            if limits.debug {
+                failure.traceback = server_backtrace();
+            }
+            Reply::failure(failure)
+        }
+        (false, Ok(_)) => return,
+        (false, Err(failure)) => {
+            let method = cast_method.unwrap_or_default();
+            tracing::warn!(%method, class = %failure.class, message = %failure.message, "a cast failed");
+            return;
+        }
+    };
+    drop(entered);
+    if let Some(reply_to) = reply_to
+        && let Err(error) = reply_to.send(reply).instrument(span.clone()).await
+    {
+        span.in_scope(|| tracing::warn!(%error, "could not send the reply"));
     }
-    .instrument(span)
-    .await;
 }
 
 /// The server's backtrace where a failure is answered, as oslo's `tb` lines (debug only).

@@ -190,7 +190,7 @@ impl BrokerState {
 }
 
 impl ReplySink for BrokerState {
-    fn send_reply<'a>(&'a self, reply_q: &'a str, body: Vec<u8>) -> Sent<'a> {
+    fn send_reply(&self, reply_q: &str, body: Vec<u8>) -> Sent {
         let waiters = lock(&self.reply_queues)
             .get(reply_q)
             .and_then(Weak::upgrade);

@@ -110,20 +110,15 @@ pub async fn connect_url(url: &TransportUrl) -> Result<Arc<dyn Transport>, Trans
 }
 
 /// Encodes a call whose reply goes to `reply_q`: its fresh `_msg_id`, and the body.
-pub(crate) fn encode_call(
-    request: &Request<'_>,
-    reply_q: &Arc<str>,
-) -> (envelope::MessageId, Vec<u8>) {
+pub(crate) fn encode_call(request: &Request<'_>, reply_q: &str) -> (envelope::MessageId, Vec<u8>) {
     let msg_id = envelope::MessageId::new();
-    let route = ReplyRoute {
-        msg_id: msg_id.to_string(),
-        reply_q: Arc::clone(reply_q),
-    };
+    let mut id = [0; 32];
     let mut unique = [0; 32];
     let unique_id = envelope::MessageId::new().encode(&mut unique);
+    let route = (msg_id.encode(&mut id), reply_q);
     (
         msg_id,
-        envelope::encode_request(request, Some(&route), unique_id),
+        envelope::encode_request_to(request, Some(route), unique_id),
     )
 }
 
@@ -137,19 +132,20 @@ pub(crate) fn encode_cast(request: &Request<'_>) -> Vec<u8> {
 /// Where a transport delivers replies for a server: implemented by each transport, hidden
 /// behind [`ReplyTo`].
 pub(crate) trait ReplySink: Send + Sync + 'static {
-    /// Publishes an encoded reply to the caller's reply queue.
-    fn send_reply<'a>(&'a self, reply_q: &'a str, body: Vec<u8>) -> Sent<'a>;
+    /// Publishes an encoded reply to the caller's reply queue. What is still under way owns what
+    /// it needs, so the caller's future holds no more than the returned value.
+    fn send_reply(&self, reply_q: &str, body: Vec<u8>) -> Sent;
 }
 
 /// The outcome of [`ReplySink::send_reply`]: already known (an in-process sink, no allocation), or
 /// still under way (a broker publish).
-pub(crate) enum Sent<'a> {
+pub(crate) enum Sent {
     Now(Result<(), TransportError>),
     #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
-    Later(BoxFuture<'a, Result<(), TransportError>>),
+    Later(BoxFuture<'static, Result<(), TransportError>>),
 }
 
-impl Sent<'_> {
+impl Sent {
     async fn outcome(self) -> Result<(), TransportError> {
         match self {
             Self::Now(result) => result,
@@ -295,6 +291,17 @@ impl Message {
     /// when it says where to reply, and otherwise logged and dropped; a duplicate (a `_unique_id`
     /// seen among the last 16) is dropped, as oslo does. Both give `None`.
     pub async fn open(self) -> Option<Incoming> {
+        // The refusal is rare, and boxed: held inline it would make every request's future larger.
+        let refusal = match self.decode() {
+            Ok(incoming) => return incoming,
+            Err(refusal) => Box::pin(refusal),
+        };
+        refusal.await;
+        None
+    }
+
+    /// Acknowledges and decodes; a message that cannot be decoded gives the answer to send.
+    fn decode(self) -> Result<Option<Incoming>, impl Future<Output = ()> + Send> {
         let Delivery { body, sink, ack } = self.delivery;
         // Acknowledge before running, as oslo does: at most once.
         if let Some(ack) = ack {
@@ -306,14 +313,13 @@ impl Message {
                     && self.recent.is_duplicate(id)
                 {
                     tracing::warn!(unique_id = id, "ignoring duplicate message");
-                    return None;
+                    return Ok(None);
                 }
-                Some(Incoming::new(decoded, sink))
+                Ok(Some(Incoming::new(decoded, sink)))
             }
             Err(failure) => {
                 let reason = crate::error::chain(&failure.error);
-                answer_malformed(failure.reply_route, sink, &reason).await;
-                None
+                Err(async move { answer_malformed(failure.reply_route, sink, &reason).await })
             }
         }
     }
@@ -380,13 +386,14 @@ impl ReplyTo {
         &self.route.msg_id
     }
 
-    /// Sends the final reply.
+    /// Sends the final reply. The reply is encoded and handed to the transport before this
+    /// returns; the future only waits for the transport's verdict.
     ///
     /// # Errors
     ///
     /// Fails when the transport cannot publish it.
-    pub async fn send(self, reply: Reply) -> Result<(), TransportError> {
-        self.publish(&reply).await
+    pub fn send(self, reply: Reply) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.publish(&reply).outcome()
     }
 
     /// Sends a call-monitor heartbeat ("still working").
@@ -394,17 +401,14 @@ impl ReplyTo {
     /// # Errors
     ///
     /// Fails when the transport cannot publish it.
-    pub async fn heartbeat(&self) -> Result<(), TransportError> {
-        self.publish(&Reply::heartbeat()).await
+    pub fn heartbeat(&self) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.publish(&Reply::heartbeat()).outcome()
     }
 
-    async fn publish(&self, reply: &Reply) -> Result<(), TransportError> {
+    fn publish(&self, reply: &Reply) -> Sent {
         let mut unique = [0; 32];
         let unique_id = envelope::MessageId::new().encode(&mut unique);
         let body = envelope::encode_reply(reply, &self.route.msg_id, unique_id);
-        self.sink
-            .send_reply(&self.route.reply_q, body)
-            .outcome()
-            .await
+        self.sink.send_reply(&self.route.reply_q, body)
     }
 }

@@ -52,16 +52,20 @@ impl PendingCalls {
     /// Routes an encoded reply or heartbeat to its call; replies no call waits for (late, or
     /// for another process) are dropped.
     pub(crate) fn deliver(&self, body: &[u8]) {
-        let (reply, msg_id) = match envelope::decode_reply(body) {
-            Ok(decoded) => decoded,
+        let decoded = envelope::decode_reply_then(body, |reply, msg_id| {
+            let id = MessageId::parse(msg_id);
+            if id.is_none() {
+                tracing::debug!(%msg_id, "dropping a reply to a message id this process never sends");
+            }
+            (reply, id)
+        });
+        let (reply, id) = match decoded {
+            Ok((reply, Some(id))) => (reply, id),
+            Ok((_, None)) => return,
             Err(error) => {
                 tracing::warn!(%error, "dropping an unreadable reply");
                 return;
             }
-        };
-        let Some(id) = MessageId::parse(&msg_id) else {
-            tracing::debug!(%msg_id, "dropping a reply to a message id this process never sends");
-            return;
         };
         if reply.ending {
             match lock(&self.waiters).remove(&id) {
@@ -69,7 +73,7 @@ impl PendingCalls {
                     let _ = waiter.done.send(Ok(reply));
                 }
                 None => {
-                    tracing::debug!(%msg_id, "dropping a reply no call waits for (late or unknown)")
+                    tracing::debug!(msg_id = %id, "dropping a reply no call waits for (late or unknown)")
                 }
             }
         } else if let Some(heartbeats) = lock(&self.waiters)

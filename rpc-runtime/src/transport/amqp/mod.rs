@@ -13,6 +13,7 @@ mod connection;
 mod options;
 mod topology;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::pin::Pin;
@@ -458,15 +459,16 @@ impl Inner {
         expiration: Option<Duration>,
     ) -> Result<(), TransportError> {
         let options = &self.options;
-        let (exchange, routing_key) = if target.fanout {
+        let routing_key = target.routing_key();
+        let (exchange, routing_key): (Cow<'_, str>, &str) = if target.fanout {
             let exchange = topology::fanout_exchange(&target.topic);
             self.ensure_exchange(session, &exchange, ExchangeKind::Fanout, false, true)
                 .await?;
-            (exchange, String::new())
+            (exchange.into(), "")
         } else if options.direct_publish {
             // The default exchange routes by queue name, and oslo names each queue after the
             // routing key it binds: the same queue, without topic routing in the broker.
-            (String::new(), target.routing_key().into_owned())
+            ("".into(), &routing_key)
         } else {
             let exchange = topology::exchange(target, options);
             self.ensure_exchange(
@@ -477,31 +479,32 @@ impl Inner {
                 false,
             )
             .await?;
-            (exchange.to_owned(), target.routing_key().into_owned())
+            (exchange.into(), &routing_key)
         };
         let properties = topology::message_properties(expiration.map(|d| d.as_millis()));
-        self.publish(session, &exchange, &routing_key, false, body, properties)
+        let destination = (short(&exchange)?, short(routing_key)?);
+        let describe = || format!("basic_publish {exchange}/{routing_key}");
+        self.publish(session, destination, false, body, properties, describe)
             .await
     }
 
     /// Publishes, and waits for the broker's confirm when confirms are on.
+    /// `destination` is (exchange, routing key); `describe` names the operation in errors.
     async fn publish(
         &self,
         session: &Session,
-        exchange: &str,
-        routing_key: &str,
+        (exchange, routing_key): (ShortString, ShortString),
         mandatory: bool,
         body: &[u8],
         properties: lapin::BasicProperties,
+        describe: impl Fn() -> String + Send,
     ) -> Result<(), TransportError> {
-        // Names come from users (topics) and the network (reply queues): checked, not trusted.
-        let (exchange_name, key) = (short(exchange)?, short(routing_key)?);
         let outcome = async {
             let confirm = session
                 .publisher
                 .basic_publish(
-                    exchange_name,
-                    key,
+                    exchange,
+                    routing_key,
                     BasicPublishOptions {
                         mandatory,
                         ..BasicPublishOptions::default()
@@ -514,15 +517,14 @@ impl Inner {
                 match confirm.await? {
                     lapin::Confirmation::Nack(_) => {
                         return Ok(Err(TransportError::Broker {
-                            operation: format!("basic_publish {exchange}/{routing_key}"),
+                            operation: describe(),
                             reason: "the broker did not take the message (nack)".to_owned(),
                         }));
                     }
                     lapin::Confirmation::Ack(Some(returned)) => {
                         tracing::debug!(
                             reply_code = returned.reply_code,
-                            exchange,
-                            routing_key,
+                            operation = describe(),
                             "message returned: no queue for it"
                         );
                     }
@@ -537,10 +539,7 @@ impl Inner {
             Err(error) => {
                 // A publish error means the channel or the connection is gone.
                 self.report_broken(session.generation);
-                Err(broker(
-                    &format!("basic_publish {exchange}/{routing_key}"),
-                    &error,
-                ))
+                Err(broker(&describe(), &error))
             }
         }
     }
@@ -596,18 +595,25 @@ struct AmqpReplySink {
 }
 
 impl ReplySink for AmqpReplySink {
-    fn send_reply<'a>(&'a self, reply_q: &'a str, body: Vec<u8>) -> Sent<'a> {
+    fn send_reply(&self, reply_q: &str, body: Vec<u8>) -> Sent {
+        let Some(inner) = self.inner.upgrade() else {
+            return Sent::Now(Err(TransportError::Closed));
+        };
+        // Checked here, once: the name came from the network.
+        let routing_key = match short(reply_q) {
+            Ok(routing_key) => routing_key,
+            Err(error) => return Sent::Now(Err(error)),
+        };
         Sent::Later(Box::pin(async move {
-            let inner = self.inner.upgrade().ok_or(TransportError::Closed)?;
             let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
             inner
                 .publish(
                     &session,
-                    "",
-                    reply_q,
+                    (ShortString::default(), routing_key),
                     true,
                     &body,
                     topology::message_properties(None),
+                    || "basic_publish of a reply".to_owned(),
                 )
                 .await
         }))
@@ -713,10 +719,14 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A queue, exchange or routing-key name as AMQP carries it. lapin panics on a name over 255
 /// bytes; every name from a user or the network goes through here instead.
 fn short(name: &str) -> Result<ShortString, TransportError> {
-    ShortString::try_new(name).map_err(|_| TransportError::NameTooLong {
-        prefix: name.chars().take(32).collect(),
-        length: name.len(),
-    })
+    if name.len() > usize::from(u8::MAX) {
+        return Err(TransportError::NameTooLong {
+            prefix: name.chars().take(32).collect(),
+            length: name.len(),
+        });
+    }
+    // Within the limit: lapin's conversion cannot fail.
+    Ok(ShortString::from(name))
 }
 
 fn broker(operation: &str, error: &lapin::Error) -> TransportError {
