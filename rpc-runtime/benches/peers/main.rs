@@ -7,10 +7,11 @@
 //!   into a virtualenv under `target/` on first use).
 //!
 //! For each: sequential call latency (p50, p99), calls per second with 1, 16, 64 and 256 in
-//! flight, and casts per second (sent until all arrived). Rounds are interleaved, every
-//! implementation once per round, so machine drift touches all alike; the tables show medians over
-//! rounds, the ratios against each peer and which targets are met, and the chart goes to
-//! `docs/bench.svg`.
+//! flight, and casts per second (sent until all arrived). Measurements are interleaved: each
+//! round takes its steps (sequential, each level of calls in flight, casts) one by one, every
+//! implementation of a group taking the step in turn, in alternating order from round to round,
+//! so machine drift touches all alike. The tables show medians over rounds, the ratios against
+//! each peer and which targets are met, and the chart goes to `docs/bench.svg`.
 //!
 //! Run: `cargo bench -p rpc-runtime --bench peers`. Knobs (environment): `BENCH_ROUNDS` (5),
 //! `BENCH_CALLS` (calls per level over RabbitMQ, 20,000; five times that in process),
@@ -29,7 +30,7 @@ mod oslo;
 mod rabbit;
 mod report;
 
-use measure::{Effort, Figures, env_usize, measure_calls, measure_casts};
+use measure::{Effort, Figures, Ours, Step, env_usize, measure_calls, measure_casts};
 use report::{Group, Row};
 
 /// Which implementations a run measures.
@@ -145,26 +146,24 @@ fn main() {
             None
         };
         for round in 0..rounds {
+            // Step by step, each implementation of a group in turn; the order alternates from
+            // round to round.
+            let reversed = round % 2 == 1;
             if let Some(((ours, _server), in_process, tcp_json)) = &memory {
-                if select.ours {
-                    measure_calls(ours, memory_effort, &mut rows[0].figures).await;
-                    measure_casts(ours, memory_effort, &mut rows[0].figures).await;
-                }
-                if select.peers {
-                    measure_calls(in_process, memory_effort, &mut rows[1].figures).await;
-                    measure_calls(tcp_json, memory_effort, &mut rows[2].figures).await;
-                }
+                let sides = [
+                    (0, select.ours, Side::Ours(ours)),
+                    (1, select.peers, Side::Tarpc(in_process)),
+                    (2, select.peers, Side::Tarpc(tcp_json)),
+                ];
+                run_round(&sides, reversed, memory_effort, &mut rows).await;
             }
             if let Some(((ours, _server), bare, sized)) = &amqp {
-                if select.ours {
-                    measure_calls(ours, rabbit_effort, &mut rows[3].figures).await;
-                    measure_casts(ours, rabbit_effort, &mut rows[3].figures).await;
-                }
-                if select.peers {
-                    measure_calls(bare, rabbit_effort, &mut rows[4].figures).await;
-                    measure_casts(bare, rabbit_effort, &mut rows[4].figures).await;
-                    measure_calls(sized, rabbit_effort, &mut rows[5].figures).await;
-                }
+                let sides = [
+                    (3, select.ours, Side::Ours(ours)),
+                    (4, select.peers, Side::Raw(bare)),
+                    (5, select.peers, Side::Raw(sized)),
+                ];
+                run_round(&sides, reversed, rabbit_effort, &mut rows).await;
             }
             if let Some(python) = &python {
                 let python = python.clone();
@@ -219,6 +218,48 @@ fn main() {
         match written {
             Ok(()) => println!("\nchart written to {}", path.display()),
             Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
+    }
+}
+
+/// One implementation under test, as a round takes its steps.
+enum Side<'a> {
+    Ours(&'a Ours),
+    Tarpc(&'a in_process::Tarpc),
+    Raw(&'a rabbit::Raw),
+}
+
+impl Side<'_> {
+    /// Takes one step; implementations without one-way messages skip the casts.
+    async fn measure(&self, step: Step, effort: Effort, figures: &mut Figures) {
+        match (self, step) {
+            (Self::Ours(ours), Step::Casts) => measure_casts(*ours, effort, figures).await,
+            (Self::Raw(raw), Step::Casts) if raw.measures_casts() => {
+                measure_casts(*raw, effort, figures).await;
+            }
+            (Self::Tarpc(_) | Self::Raw(_), Step::Casts) => {}
+            (Self::Ours(ours), step) => measure_calls(*ours, step, effort, figures).await,
+            (Self::Tarpc(tarpc), step) => measure_calls(*tarpc, step, effort, figures).await,
+            (Self::Raw(raw), step) => measure_calls(*raw, step, effort, figures).await,
+        }
+    }
+}
+
+/// One round of a group: every step, each selected side (row index, selected, side) in turn,
+/// backwards when `reversed`.
+async fn run_round(
+    sides: &[(usize, bool, Side<'_>)],
+    reversed: bool,
+    effort: Effort,
+    rows: &mut [Row],
+) {
+    for step in Step::all() {
+        let mut order: Vec<&(usize, bool, Side<'_>)> = sides.iter().filter(|s| s.1).collect();
+        if reversed {
+            order.reverse();
+        }
+        for (row, _, side) in order {
+            side.measure(step, effort, &mut rows[*row].figures).await;
         }
     }
 }

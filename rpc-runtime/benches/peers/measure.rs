@@ -184,19 +184,67 @@ pub(crate) struct Effort {
     pub(crate) casts: usize,
 }
 
-/// One round of calls: sequential latency on a runtime worker, then throughput at each level of
-/// calls in flight.
-pub(crate) async fn measure_calls<C: Caller>(caller: &C, effort: Effort, figures: &mut Figures) {
-    let seq = caller.clone();
-    let calls = effort.sequential.max(1);
-    let (p50, p99) = tokio::spawn(async move {
+/// One measurement of a round. Rounds run step by step, every implementation of a group taking
+/// the same step in turn (in alternating order from round to round), so that what drifts on a
+/// noisy machine touches all of them alike.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    /// Sequential calls, timed one by one.
+    Sequential,
+    /// Calls with `IN_FLIGHT[level]` in flight.
+    InFlight(usize),
+    /// Casts, sent until all arrived.
+    Casts,
+}
+
+impl Step {
+    /// Every step of a round, in order.
+    pub(crate) fn all() -> impl Iterator<Item = Self> {
+        std::iter::once(Self::Sequential)
+            .chain((0..IN_FLIGHT.len()).map(Self::InFlight))
+            .chain(std::iter::once(Self::Casts))
+    }
+}
+
+/// One step of calls: sequential latency on a runtime worker, or throughput at one level of calls
+/// in flight. (Casts are [`measure_casts`].)
+pub(crate) async fn measure_calls<C: Caller>(
+    caller: &C,
+    step: Step,
+    effort: Effort,
+    figures: &mut Figures,
+) {
+    match step {
+        Step::Sequential => {
+            let (p50, p99) = sequential(caller.clone(), effort.sequential.max(1)).await;
+            figures.p50.push(p50);
+            figures.p99.push(p99);
+        }
+        Step::InFlight(level) => {
+            let n = IN_FLIGHT[level];
+            let total = if n == 1 {
+                effort.per_level / 4
+            } else {
+                effort.per_level
+            };
+            let rate = run_in_flight(n, total, &Calls(caller.clone())).await;
+            figures.concurrent.resize(IN_FLIGHT.len(), Vec::new());
+            figures.concurrent[level].push(rate);
+        }
+        Step::Casts => {}
+    }
+}
+
+/// Sequential latency percentiles (p50, p99) in microseconds, measured on a runtime worker.
+async fn sequential<C: Caller>(caller: C, calls: usize) -> (f64, f64) {
+    tokio::spawn(async move {
         for _ in 0..calls / 10 {
-            seq.call().await;
+            caller.call().await;
         }
         let mut samples = Vec::with_capacity(calls);
         for _ in 0..calls {
             let t = Instant::now();
-            seq.call().await;
+            caller.call().await;
             samples.push(t.elapsed().as_secs_f64() * 1e6);
         }
         samples.sort_by(f64::total_cmp);
@@ -206,19 +254,7 @@ pub(crate) async fn measure_calls<C: Caller>(caller: &C, effort: Effort, figures
         )
     })
     .await
-    .expect("sequential bench task");
-    figures.p50.push(p50);
-    figures.p99.push(p99);
-    figures.concurrent.resize(IN_FLIGHT.len(), Vec::new());
-    for (i, &n) in IN_FLIGHT.iter().enumerate() {
-        let total = if n == 1 {
-            effort.per_level / 4
-        } else {
-            effort.per_level
-        };
-        let rate = run_in_flight(n, total, &Calls(caller.clone())).await;
-        figures.concurrent[i].push(rate);
-    }
+    .expect("sequential bench task")
 }
 
 /// One round of casts: [`CASTS_IN_FLIGHT`] senders, timed until the server has them all.

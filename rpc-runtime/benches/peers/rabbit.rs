@@ -78,6 +78,13 @@ pub(crate) struct Raw {
     arrivals: Arc<Arrivals>,
 }
 
+impl Raw {
+    /// Whether this loop's casts are measured (the bare loop's; the oslo-sized one is for calls).
+    pub(crate) fn measures_casts(&self) -> bool {
+        self.shape == Shape::Bare
+    }
+}
+
 impl Caller for Raw {
     async fn call(&self) {
         let id = self.next.fetch_add(1, Ordering::Relaxed) as u64;
