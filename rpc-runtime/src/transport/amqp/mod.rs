@@ -69,7 +69,7 @@ struct Inner {
     shutdown: AtomicBool,
     shutdown_signal: Notify,
     /// This transport's reply queue (declared on the first call) and the calls waiting on it.
-    reply_queue: Arc<str>,
+    reply_queue: Box<str>,
     reply_in_use: AtomicBool,
     /// The session generation whose reply consumer is up (0: none yet); read without the lock
     /// on every call, written under `reply_ready`.
