@@ -164,19 +164,19 @@ pub(crate) struct Delivery {
 
 /// How to acknowledge a delivery to the broker that made it.
 pub(crate) enum Ack {
-    /// A delivery of an AMQP channel: its coalescing acknowledger and its tag.
+    /// A delivery of an AMQP channel.
     #[cfg(feature = "amqp")]
-    Amqp(Arc<amqp::AckBatch>, u64),
+    Amqp(lapin::Acker),
 }
 
 impl Ack {
-    /// Hands the acknowledgement to the channel's acknowledger without waiting for it to be
-    /// written: a request runs at once, and an ack that cannot be sent means the channel is
-    /// gone, which the broker answers by redelivering (and the transport by reconnecting).
+    /// Sends the acknowledgement without waiting for it to be written: a request runs at once,
+    /// and an ack that cannot be sent means the channel is gone, which the broker answers by
+    /// redelivering (and the transport by reconnecting).
     fn send(self) {
         match self {
             #[cfg(feature = "amqp")]
-            Self::Amqp(batch, tag) => batch.opened(tag),
+            Self::Amqp(acker) => amqp::acknowledge(acker),
         }
     }
 }

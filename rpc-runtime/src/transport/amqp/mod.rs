@@ -8,7 +8,6 @@
 //! default exchange straight to that queue unless `direct_publish=false` (see
 //! [`AmqpOptions::direct_publish`]).
 
-mod acks;
 mod connection;
 mod options;
 mod topology;
@@ -24,14 +23,13 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Consumer, ExchangeKind};
 use tokio::sync::{Notify, mpsc, watch};
 
-pub(crate) use self::acks::AckBatch;
 use self::connection::{Backoff, Session, current_session};
 pub use self::options::AmqpOptions;
 use super::pending::PendingCalls;
@@ -364,7 +362,6 @@ impl Inner {
         .await?;
         queues.push(listener.fanout_queue.clone());
         let mut tags = Vec::new();
-        let acks = AckBatch::start();
         for queue in &queues {
             let consumer = consume(&channel, queue, false).await?;
             tags.push(consumer.tag().to_string());
@@ -375,15 +372,12 @@ impl Inner {
                 inner: Arc::downgrade(self),
             });
             let spec = Arc::downgrade(listener);
-            let acks = Arc::clone(&acks);
             tokio::spawn(async move {
                 drain(consumer, |delivery| {
-                    let tag = delivery.delivery_tag;
-                    acks.received(tag, delivery.acker);
                     let _ = tx.send(Delivery {
                         body: delivery.data,
                         sink: Arc::clone(&sink),
-                        ack: Some(Ack::Amqp(Arc::clone(&acks), tag)),
+                        ack: Some(Ack::Amqp(delivery.acker)),
                     });
                 })
                 .await;
@@ -568,6 +562,17 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Acknowledges one delivery in a task of its own, so the request it carries runs at once. (Acks
+/// coalesced into `multiple` acks were tried and lost acknowledgements at shutdown, so requests
+/// ran twice; see docs/performance.md.)
+pub(crate) fn acknowledge(acker: lapin::Acker) {
+    tokio::spawn(async move {
+        if let Err(error) = acker.ack(BasicAckOptions::default()).await {
+            tracing::warn!(%error, "could not acknowledge a message");
+        }
+    });
 }
 
 /// Reads deliveries until the consumer stops (cancelled, or its channel closed).
