@@ -138,12 +138,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `target` over `transport`.
+    /// A client for `target` over `transport`. Calls wait the transport's
+    /// [`default_timeout`](Transport::default_timeout) unless told otherwise: `[DEFAULT]
+    /// rpc_response_timeout` for a transport made from configuration.
     pub fn new(transport: Arc<dyn Transport>, target: Target) -> Self {
         Self {
+            timeout: transport.default_timeout(),
             transport,
             target,
-            timeout: DEFAULT_TIMEOUT,
             call_monitor_timeout: None,
             version_cap: None,
             object_versions: None,

@@ -39,6 +39,7 @@ mod private;
 pub mod registry;
 mod server;
 pub mod service;
+pub mod suggest;
 mod target;
 pub mod transport;
 pub mod upgrade;
@@ -60,7 +61,8 @@ pub use crate::target::Target;
 #[cfg(feature = "amqp")]
 pub use crate::transport::{AmqpOptions, AmqpTransport};
 pub use crate::transport::{
-    BoxFuture, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect, connect_url,
+    BoxFuture, ListenOptions, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect,
+    connect_url,
 };
 pub use crate::version::{ParseVersionError, Version, VersionMarker, can_send_version};
 

@@ -14,7 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::envelope::Reply;
 use crate::error::TransportError;
 use crate::target::Target;
-use crate::transport::{Listener, Message, ReplyTo, Transport};
+use crate::transport::{ListenOptions, Listener, Message, ReplyTo, Transport};
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -110,8 +110,10 @@ impl RpcServer {
         endpoints: Vec<Arc<dyn Endpoint>>,
         config: ServerConfig,
     ) -> Result<Self, TransportError> {
-        let listener = transport.listen(&target).await?;
         let max_concurrency = config.max_concurrency.max(1);
+        let listener = transport
+            .listen(&target, ListenOptions::new(max_concurrency))
+            .await?;
         let slots = Arc::new(Semaphore::new(max_concurrency));
         let (stop, stopped) = watch::channel(false);
         let dispatcher = Arc::new(Dispatcher::new(endpoints));

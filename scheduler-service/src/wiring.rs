@@ -51,7 +51,7 @@ impl Shared {
     ///
     /// The broker or the database cannot be reached.
     pub async fn open(config: &Config) -> Result<Self, BuildError> {
-        let transport = rpc_runtime::connect_url(&config.effective_transport_url()).await?;
+        let transport = config.connect_transport().await?;
         let registry: Arc<dyn Registry> = Arc::new(open_registry(config).await?);
         Ok(Self {
             transport,

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rpc_integration_tests::Vhost;
+use rpc_runtime::transport::ListenOptions;
 use rpc_runtime::{CallError, CallOptions, Context, RpcError};
 use serde_json::json;
 
@@ -129,7 +130,11 @@ async fn names_longer_than_amqp_allows_are_errors_not_panics() {
         .await
         .unwrap_err();
     assert!(too_long(&err), "{err:?}");
-    let err = served.transport.listen(&long).await.unwrap_err();
+    let err = served
+        .transport
+        .listen(&long, ListenOptions::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, rpc_runtime::TransportError::NameTooLong { .. }),
         "{err:?}"

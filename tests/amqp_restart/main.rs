@@ -13,6 +13,11 @@ use rpc_runtime::{
 };
 use tokio::sync::watch;
 
+/// Reconnect quickly (in seconds, as oslo reads them): a first retry after 0.1 s, then 0.6 s,
+/// at most 1 s apart; 0.1 s before the first attempt.
+const FAST_RETRIES: &str = "?rabbit_retry_interval=0.1&rabbit_retry_backoff=0.5\
+                            &rabbit_interval_max=1&kombu_reconnect_delay=0.1";
+
 /// Tests here stop the whole broker: one at a time.
 static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -20,6 +25,8 @@ static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 struct Echo {
     /// The ids of the casts that arrived.
     noted: Mutex<HashSet<u64>>,
+    /// Told when the marker cast (`u64::MAX`), sent after all others, arrives.
+    marker: tokio::sync::Notify,
 }
 
 #[rpc_endpoint(topic = "restart", version = "1.1")]
@@ -35,8 +42,15 @@ impl Echo {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id);
+        if id == MARKER {
+            self.marker.notify_one();
+        }
     }
 }
+
+/// The cast sent after all the others: once it arrived, everything sent before it that was not
+/// lost has too (one queue, delivered in order).
+const MARKER: u64 = u64::MAX;
 
 /// Starts the broker again even when the test fails half-way.
 struct StartAppOnDrop;
@@ -55,10 +69,7 @@ async fn clients_and_servers_recover_from_a_broker_restart() {
     let Some(vhost) = Vhost::create("restart") else {
         return;
     };
-    let url: TransportUrl = vhost
-        .url("?rabbit_retry_interval=100&rabbit_retry_backoff=1000")
-        .parse()
-        .unwrap();
+    let url: TransportUrl = vhost.url(FAST_RETRIES).parse().unwrap();
     let transport = Arc::new(AmqpTransport::connect(&url).await.unwrap());
     let topic = rpc_integration_tests::unique_name("restart");
     let server = RpcServer::start(
@@ -135,9 +146,7 @@ async fn restart_under_load(query: &str) -> Option<Outcome> {
     let vhost = Vhost::create("restart-load")?;
     let url = |q: &str| -> TransportUrl {
         vhost
-            .url(&format!(
-                "?rabbit_retry_interval=100&rabbit_retry_backoff=500{q}"
-            ))
+            .url(&format!("{FAST_RETRIES}{q}"))
             .parse()
             .expect("a URL")
     };
@@ -262,16 +271,17 @@ async fn restart_under_load(query: &str) -> Option<Outcome> {
     }
     // Everything sent has arrived once a last cast has (one queue, delivered in order), and the
     // server has finished what it took once stopped.
-    let marker = u64::MAX;
     clients[0]
         .1
-        .note(&Context::new(), marker)
+        .note(&Context::new(), MARKER)
         .await
         .expect("the marker cast");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !echo.noted.lock().expect("noted").contains(&marker) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let arrived = tokio::time::timeout(Duration::from_secs(30), echo.marker.notified()).await;
+    assert!(
+        arrived.is_ok(),
+        "the marker cast never arrived within 30 s: {:?}",
+        outcome.lock().expect("outcome")
+    );
     server.stop().await;
     let noted = echo.noted.lock().expect("noted").clone();
     let mut outcome = std::mem::take(&mut *outcome.lock().expect("outcome"));

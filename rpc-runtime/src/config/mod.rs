@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::registry::DatabaseUrl;
+use crate::suggest::{closest, nearest};
 use crate::transport::url::parse_bool;
 use crate::transport::{AMQP_OPTION_NAMES, TransportUrl};
 use crate::version::Version;
@@ -189,6 +190,23 @@ impl Config {
         }
         extra.extend(self.rabbit.iter().map(|(k, v)| (k.clone(), v.clone())));
         url.with_default_options(extra)
+    }
+
+    /// Connects to [`effective_transport_url`](Self::effective_transport_url), with
+    /// `rpc_response_timeout` as the wait of every call that sets none: what a service or a
+    /// command built from this configuration should use.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_url`](crate::transport::connect_url).
+    pub async fn connect_transport(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::transport::Transport>, crate::error::TransportError> {
+        let transport = crate::transport::connect_url(&self.effective_transport_url()).await?;
+        Ok(crate::transport::with_default_timeout(
+            transport,
+            self.rpc_response_timeout,
+        ))
     }
 
     /// The `upgrade_levels` setting for `topic`, if any.
@@ -650,42 +668,6 @@ fn positive(
     } else {
         Ok(value)
     }
-}
-
-/// The known key `key` is probably a misspelling of: close by edit distance.
-fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    let limit = 2.max(key.len() / 6);
-    known
-        .iter()
-        .map(|k| (edit_distance(key, k), *k))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// The known key closest to `key`, however far.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known.iter().min_by_key(|k| edit_distance(key, k)).copied()
-}
-
-/// Levenshtein distance.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -313,10 +313,8 @@ fn upgrade_levels_parse() {
 }
 
 #[test]
-fn edit_distance_is_levenshtein() {
-    assert_eq!(edit_distance("kitten", "sitting"), 3);
-    assert_eq!(edit_distance("", "abc"), 3);
-    assert_eq!(edit_distance("same", "same"), 0);
+fn suggestions_are_close_names_only() {
     assert_eq!(nearest("hots", &["host", "report_interval"]), Some("host"));
     assert_eq!(nearest("use_syslog", DEFAULT_OPTIONS), None);
+    assert_eq!(closest("use_syslog", &["host", "debug"]), Some("debug"));
 }

@@ -367,7 +367,7 @@ impl<M: Manager> Service<M> {
             None => {
                 let url = self.config.effective_transport_url();
                 tracing::info!(transport_url = %url, "connecting the transport");
-                let transport = crate::transport::connect_url(&url).await?;
+                let transport = self.config.connect_transport().await?;
                 self.transport = Some(Arc::clone(&transport));
                 transport
             }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::pending::PendingCalls;
-use super::{BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
+use super::{
+    BoxFuture, Delivery, ListenOptions, Listener, ReplySink, Sent, Transport, TransportUrl,
+};
 use crate::envelope::{MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
 use crate::target::Target;
@@ -345,7 +347,11 @@ impl Transport for MemoryTransport {
         Box::pin(std::future::ready(Ok(())))
     }
 
-    fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>> {
+    fn listen<'a>(
+        &'a self,
+        target: &'a Target,
+        _options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>> {
         let (tx, rx) = mpsc::unbounded_channel();
         let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
         let subscription = self.broker.subscribe(exchange, target, &tx);

@@ -21,7 +21,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 #[cfg(feature = "amqp")]
-pub use self::amqp::{AmqpOptions, AmqpTransport};
+pub use self::amqp::{
+    AmqpOptions, AmqpTransport, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption,
+};
 pub use self::memory::{MemoryBroker, MemoryTransport};
 pub use self::url::{TransportHost, TransportUrl};
 
@@ -38,6 +40,9 @@ pub const AMQP_OPTION_NAMES: &[&str] = &[
     "rabbit_transient_queues_ttl",
     "rabbit_retry_interval",
     "rabbit_retry_backoff",
+    "rabbit_interval_max",
+    "kombu_reconnect_delay",
+    "kombu_failover_strategy",
     "ssl",
     "ssl_ca_file",
 ];
@@ -75,7 +80,94 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Starts consuming for a server: its topic queue, its `topic.server` queue and its fanout
     /// queue. The listener is consuming when this returns.
-    fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>>;
+    fn listen<'a>(
+        &'a self,
+        target: &'a Target,
+        options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>>;
+
+    /// How long a call made on this transport waits for its reply when the caller sets no
+    /// timeout: [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), or `[DEFAULT] rpc_response_timeout`
+    /// for a transport made from configuration ([`Config::connect_transport`](crate::config::Config::connect_transport)).
+    fn default_timeout(&self) -> Duration {
+        crate::client::DEFAULT_TIMEOUT
+    }
+}
+
+/// What a transport needs to know of the server that listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenOptions {
+    /// The most requests the server runs at once. The RabbitMQ transport bounds the deliveries a
+    /// server holds by it, unless `rabbit_qos_prefetch_count` is set.
+    pub max_concurrency: usize,
+}
+
+impl ListenOptions {
+    /// Options for a server that runs at most `max_concurrency` requests at once.
+    pub fn new(max_concurrency: usize) -> Self {
+        Self {
+            max_concurrency: max_concurrency.max(1),
+        }
+    }
+}
+
+impl Default for ListenOptions {
+    /// oslo's `executor_thread_pool_size`, 64.
+    fn default() -> Self {
+        Self::new(64)
+    }
+}
+
+/// A transport whose calls wait `timeout` by default (`[DEFAULT] rpc_response_timeout`): what
+/// [`with_default_timeout`] makes.
+#[derive(Debug)]
+struct DefaultTimeout {
+    inner: Arc<dyn Transport>,
+    timeout: Duration,
+}
+
+impl Transport for DefaultTimeout {
+    fn call<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request<'_>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Reply, TransportError>> {
+        self.inner.call(target, request, timeout)
+    }
+
+    fn cast<'a>(
+        &'a self,
+        target: &'a Target,
+        request: &'a Request<'_>,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        self.inner.cast(target, request)
+    }
+
+    fn listen<'a>(
+        &'a self,
+        target: &'a Target,
+        options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>> {
+        self.inner.listen(target, options)
+    }
+
+    fn default_timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// `transport`, with `timeout` as the wait of calls that set none: every [`Client`](crate::Client)
+/// made on it starts with that timeout.
+pub fn with_default_timeout(
+    transport: Arc<dyn Transport>,
+    timeout: Duration,
+) -> Arc<dyn Transport> {
+    Arc::new(DefaultTimeout {
+        inner: transport,
+        timeout,
+    })
 }
 
 /// Builds the transport a URL names: `memory://[name]`, or `rabbit://` / `amqp://` (RabbitMQ,

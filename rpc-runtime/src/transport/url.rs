@@ -142,8 +142,11 @@ impl fmt::Display for TransportUrl {
         if let Some(vhost) = &self.virtual_host {
             write!(f, "/{}", percent_encode(vhost))?;
         }
-        for (i, (k, v)) in self.query.iter().enumerate() {
-            write!(f, "{}{k}={v}", if i == 0 { '?' } else { '&' })?;
+        if !self.query.is_empty() {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&self.query)
+                .finish();
+            write!(f, "?{query}")?;
         }
         Ok(())
     }
@@ -173,23 +176,7 @@ impl FromStr for TransportUrl {
         {
             return Err(invalid("the scheme must be letters, digits, `+` or `-`"));
         }
-        // Credentials may hold `/` or `?` when not percent-encoded: the host part ends at the
-        // first `/` or `?` after the last `@`.
-        let hosts_start = rest.rfind('@').map_or(0, |i| i + 1);
-        let (rest, query) = match rest[hosts_start..].find('?') {
-            Some(i) => (&rest[..hosts_start + i], Some(&rest[hosts_start + i + 1..])),
-            None => (rest, None),
-        };
-        let (authority, path) = match rest[hosts_start..].find('/') {
-            Some(i) => (&rest[..hosts_start + i], Some(&rest[hosts_start + i + 1..])),
-            None => (rest, None),
-        };
-        let mut hosts = Vec::new();
-        if !authority.is_empty() {
-            for part in authority.split(',') {
-                hosts.push(parse_host(part).map_err(&invalid)?);
-            }
-        }
+        let (hosts, path, query) = split_authority(rest).map_err(&invalid)?;
         let virtual_host = match path {
             None | Some("") => None,
             Some(p) => Some(
@@ -197,11 +184,10 @@ impl FromStr for TransportUrl {
                     .ok_or_else(|| invalid("bad percent-escape in the virtual host"))?,
             ),
         };
-        let mut pairs = Vec::new();
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            pairs.push((k.to_owned(), v.to_owned()));
-        }
+        // As oslo reads the query (urllib's parse_qs): form-encoded, `+` is a space.
+        let pairs = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         Ok(Self {
             scheme: scheme.to_ascii_lowercase(),
             hosts,
@@ -211,11 +197,62 @@ impl FromStr for TransportUrl {
     }
 }
 
+/// A URL after `scheme://`: its hosts, path (the vhost) and query.
+type Split<'a> = (Vec<TransportHost>, Option<&'a str>, Option<&'a str>);
+
+/// Splits what follows `scheme://` into hosts, the path (the vhost) and the query.
+///
+/// As oslo (urllib): the hosts end at the first `/` or `?`, so an `@` in the vhost or the query
+/// is theirs. A password holding a raw `/` or `?` (which urllib cannot parse) is accepted too:
+/// when the hosts do not parse that way, the split moves to the first `/` or `?` after an `@`
+/// that makes them parse.
+fn split_authority(rest: &str) -> Result<Split<'_>, &'static str> {
+    let ends: Vec<usize> = rest
+        .match_indices(['/', '?'])
+        .map(|(i, _)| i)
+        .chain(std::iter::once(rest.len()))
+        .collect();
+    let mut first_error = None;
+    for (n, &end) in ends.iter().enumerate() {
+        // After the first candidate, only ends past an `@` can be credentials' ends.
+        if n > 0 && !rest[..end].contains('@') {
+            continue;
+        }
+        match parse_hosts(&rest[..end]) {
+            Ok(hosts) => {
+                let tail = &rest[end..];
+                let (path, query) = match tail.strip_prefix('/') {
+                    Some(after) => match after.split_once('?') {
+                        Some((path, query)) => (Some(path), Some(query)),
+                        None => (Some(after), None),
+                    },
+                    None => (None, tail.strip_prefix('?')),
+                };
+                return Ok((hosts, path, query));
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or("the hosts cannot be read"))
+}
+
+fn parse_hosts(authority: &str) -> Result<Vec<TransportHost>, &'static str> {
+    if authority.is_empty() {
+        return Ok(Vec::new());
+    }
+    authority.split(',').map(parse_host).collect()
+}
+
 fn parse_host(part: &str) -> Result<TransportHost, &'static str> {
     let (credentials, address) = match part.rsplit_once('@') {
         Some((c, a)) => (Some(c), a),
         None => (None, part),
     };
+    if address.contains(['/', '?']) {
+        return Err("a host name holds `/` or `?`");
+    }
     let (username, password) = match credentials {
         None => (None, None),
         Some(c) => match c.split_once(':') {
@@ -289,34 +326,35 @@ fn redact_raw(input: &str) -> String {
     }
 }
 
+/// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+    // percent-encoding passes a malformed escape through as text; refuse it instead.
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
+
+/// Everything but RFC 3986's unreserved characters.
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Percent-encodes everything but unreserved characters (`%2F` for `/`).
 pub(crate) fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
 }
 
 /// oslo.config's booleans (`true/false`, `1/0`, `yes/no`, `on/off`, any case), shared by URL
@@ -394,6 +432,38 @@ mod tests {
     }
 
     #[test]
+    fn query_values_are_percent_decoded_as_oslo_does() {
+        let url: TransportUrl =
+            "rabbit://u:p@h/vh?ssl_ca_file=%2Fetc%2Fmy%20ca.pem&control_exchange=a+b&k%5Fx=1"
+                .parse()
+                .unwrap();
+        assert_eq!(url.option("ssl_ca_file"), Some("/etc/my ca.pem"));
+        assert_eq!(url.option("control_exchange"), Some("a b"));
+        assert_eq!(url.option("k_x"), Some("1"));
+        let again: TransportUrl = url.to_string().parse().unwrap();
+        assert_eq!(again.query(), url.query(), "{url}");
+    }
+
+    #[test]
+    fn an_at_sign_in_the_vhost_or_the_query_is_theirs() {
+        let url: TransportUrl = "rabbit://nova:pw@rmq:5672/team@site?control_exchange=x@y"
+            .parse()
+            .unwrap();
+        assert_eq!(url.hosts().len(), 1);
+        assert_eq!(url.hosts()[0].username.as_deref(), Some("nova"));
+        assert_eq!(url.hosts()[0].password(), Some("pw"));
+        assert_eq!(url.hosts()[0].hostname, "rmq");
+        assert_eq!(url.hosts()[0].port, Some(5672));
+        assert_eq!(url.virtual_host(), Some("team@site"));
+        assert_eq!(url.option("control_exchange"), Some("x@y"));
+        let url: TransportUrl = "rabbit://a:1@h1,b:2@h2:5673?x=u@v".parse().unwrap();
+        assert_eq!(url.hosts().len(), 2);
+        assert_eq!(url.hosts()[1].hostname, "h2");
+        assert_eq!(url.virtual_host(), None);
+        assert_eq!(url.option("x"), Some("u@v"));
+    }
+
+    #[test]
     fn refuses_malformed_urls() {
         for bad in [
             "no-scheme",
@@ -402,8 +472,12 @@ mod tests {
             "rabbit://[::1/",
             "rabbit://u:p@/",
             "rabbit://h/%zz",
+            "rabbit://h/%4",
         ] {
-            assert!(bad.parse::<TransportUrl>().is_err(), "{bad}");
+            match bad.parse::<TransportUrl>() {
+                Err(TransportError::InvalidUrl { .. }) => {}
+                other => panic!("{bad}: expected InvalidUrl, got {other:?}"),
+            }
         }
     }
 }

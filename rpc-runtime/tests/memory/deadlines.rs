@@ -94,3 +94,36 @@ async fn call_monitor_fails_a_call_that_goes_quiet() {
     );
     assert_eq!(started.elapsed(), Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn clients_made_from_configuration_wait_rpc_response_timeout() {
+    use rpc_runtime::config::ConfigLoader;
+    use rpc_runtime::{Client, Target};
+
+    let loaded = ConfigLoader::new()
+        .text(
+            "nova.conf",
+            "[DEFAULT]\ntransport_url = memory://rpc-response-timeout\nrpc_response_timeout = 1\n",
+        )
+        .load()
+        .unwrap();
+    let transport = loaded.config.connect_transport().await.unwrap();
+    let client = Client::new(transport, Target::new("nobody-listens"));
+    assert_eq!(client.timeout(), Duration::from_secs(1));
+    let started = std::time::Instant::now();
+    let err = client
+        .call::<serde_json::Value>(&Context::new(), "anything", &serde_json::json!({}))
+        .await
+        .unwrap_err();
+    match err {
+        RpcError::Timeout { timeout, .. } => assert_eq!(timeout, Duration::from_secs(1)),
+        other => panic!("expected the configured timeout, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "not the 60 s default"
+    );
+    // A caller's own timeout still wins.
+    let client = client.prepare(CallOptions::new().timeout(Duration::from_millis(200)));
+    assert_eq!(client.timeout(), Duration::from_millis(200));
+}

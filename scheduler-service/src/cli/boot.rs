@@ -55,7 +55,7 @@ pub(super) fn parse_flavor(text: &str) -> Result<Flavor, String> {
 
 pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
     let config = load_config(&args.config)?;
-    let transport = rpc_runtime::connect_url(&config.effective_transport_url()).await?;
+    let transport = config.connect_transport().await?;
     let timeout = args
         .timeout
         .map_or(config.rpc_response_timeout, Duration::from_secs);

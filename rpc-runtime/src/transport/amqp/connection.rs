@@ -11,7 +11,10 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::watch;
 
-use super::options::AmqpOptions;
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use super::options::{AmqpOptions, FailoverStrategy};
 use crate::error::TransportError;
 use crate::transport::url::percent_encode;
 use crate::transport::{TransportHost, TransportUrl};
@@ -20,16 +23,20 @@ use crate::transport::{TransportHost, TransportUrl};
 pub(crate) struct Session {
     /// Increases with every reconnect, so a consumer of an old session cannot break a new one.
     pub(crate) generation: u64,
+    /// Which host of the URL it is connected to, so a reconnect starts at the next one.
+    pub(crate) host_index: usize,
     pub(crate) connection: Connection,
     pub(crate) publisher: Channel,
 }
 
 impl Session {
-    /// Opens a session on the first host that answers, in the URL's order.
+    /// Opens a session on the first host that answers, trying each host of the URL once in the
+    /// order `strategy` gives, starting (round-robin) at host `first`.
     pub(crate) async fn open(
         url: &TransportUrl,
         options: &AmqpOptions,
         generation: u64,
+        first: usize,
     ) -> Result<Self, TransportError> {
         let mut last_error = None;
         let hosts: Vec<TransportHost> = if url.hosts().is_empty() {
@@ -37,8 +44,9 @@ impl Session {
         } else {
             url.hosts().to_vec()
         };
-        for host in &hosts {
-            match Self::open_host(url, host, options, generation).await {
+        for index in host_order(hosts.len(), first, options.failover_strategy) {
+            let host = &hosts[index];
+            match Self::open_host(url, host, options, generation, index).await {
                 Ok(session) => {
                     tracing::info!(host = %host, generation, "connected to RabbitMQ");
                     return Ok(session);
@@ -60,6 +68,7 @@ impl Session {
         host: &TransportHost,
         options: &AmqpOptions,
         generation: u64,
+        host_index: usize,
     ) -> Result<Self, TransportError> {
         let uri = lapin_uri(url, host, options);
         let connect_error = |reason: String| TransportError::Connect {
@@ -93,6 +102,7 @@ impl Session {
         }
         Ok(Self {
             generation,
+            host_index,
             connection,
             publisher,
         })
@@ -204,26 +214,57 @@ fn redact(text: &str, host: &TransportHost) -> String {
     }
 }
 
-/// Exponential backoff between reconnect attempts, capped.
+/// The order in which to try `count` hosts: round-robin from `first`, or shuffled.
+fn host_order(count: usize, first: usize, strategy: FailoverStrategy) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).map(|i| (first + i) % count.max(1)).collect();
+    if strategy == FailoverStrategy::Shuffle {
+        order.shuffle(&mut rand::rng());
+    }
+    order
+}
+
+/// The waits between rounds of connection attempts, as kombu spaces them for oslo:
+/// `rabbit_retry_interval`, then `rabbit_retry_backoff` more each round, at most
+/// `rabbit_interval_max`; each wait jittered (see [`jittered`]).
 pub(crate) struct Backoff {
-    next: Duration,
+    rounds: u32,
+    interval: Duration,
+    step: Duration,
     max: Duration,
 }
 
 impl Backoff {
     pub(crate) fn new(options: &AmqpOptions) -> Self {
         Self {
-            next: options.reconnect_initial,
-            max: options.reconnect_max.max(options.reconnect_initial),
+            rounds: 0,
+            interval: options.retry_interval,
+            step: options.retry_backoff,
+            max: options.interval_max,
         }
     }
 
-    /// The wait before the next attempt; each call doubles it up to the cap.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (self.next * 2).min(self.max);
-        delay
+    /// The wait before the next round, before jitter.
+    fn next_base(&mut self) -> Duration {
+        let base = self
+            .step
+            .checked_mul(self.rounds)
+            .and_then(|added| self.interval.checked_add(added))
+            .map_or(self.max, |wait| wait.min(self.max));
+        self.rounds = self.rounds.saturating_add(1);
+        base
     }
+
+    /// The wait before the next round of attempts.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        jittered(self.next_base())
+    }
+}
+
+/// A wait shortened by a random fraction of up to a quarter, so that thousands of agents that
+/// lost the same broker at the same moment do not come back in lockstep; never longer than
+/// asked.
+pub(crate) fn jittered(wait: Duration) -> Duration {
+    wait.mul_f64(rand::rng().random_range(0.75..=1.0))
 }
 
 /// Waits until `session` holds a live session and returns it, or gives up after `timeout`.
@@ -258,15 +299,63 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
+    fn backoff_adds_the_step_each_round_up_to_the_max_as_kombu_does() {
+        let options = AmqpOptions::default();
+        let mut backoff = Backoff::new(&options);
+        let bases: Vec<u64> = (0..18).map(|_| backoff.next_base().as_secs()).collect();
+        assert_eq!(
+            bases,
+            [
+                1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 30, 30, 30
+            ]
+        );
         let options = AmqpOptions {
-            reconnect_initial: Duration::from_millis(100),
-            reconnect_max: Duration::from_millis(500),
+            retry_interval: Duration::from_secs(5),
+            retry_backoff: Duration::ZERO,
+            interval_max: Duration::from_secs(2),
             ..AmqpOptions::default()
         };
         let mut backoff = Backoff::new(&options);
-        let delays: Vec<u128> = (0..5).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+        assert_eq!(
+            backoff.next_base(),
+            Duration::from_secs(2),
+            "the max caps the interval too"
+        );
+    }
+
+    #[test]
+    fn waits_are_jittered_within_a_quarter_below_the_base() {
+        let mut backoff = Backoff::new(&AmqpOptions::default());
+        let waits: Vec<Duration> = (0..200).map(|_| backoff.next_delay()).collect();
+        for wait in &waits[20..] {
+            assert!(
+                (Duration::from_millis(22_500)..=Duration::from_secs(30)).contains(wait),
+                "{wait:?}"
+            );
+        }
+        let distinct: std::collections::HashSet<Duration> = waits[20..].iter().copied().collect();
+        assert!(
+            distinct.len() > 100,
+            "agents must not retry in lockstep: {distinct:?}"
+        );
+    }
+
+    #[test]
+    fn hosts_are_tried_round_robin_from_the_next_one_or_shuffled() {
+        assert_eq!(host_order(3, 0, FailoverStrategy::RoundRobin), [0, 1, 2]);
+        assert_eq!(host_order(3, 2, FailoverStrategy::RoundRobin), [2, 0, 1]);
+        assert_eq!(host_order(3, 3, FailoverStrategy::RoundRobin), [0, 1, 2]);
+        assert_eq!(host_order(1, 1, FailoverStrategy::RoundRobin), [0]);
+        let orders: std::collections::HashSet<Vec<usize>> = (0..200)
+            .map(|_| {
+                let mut order = host_order(4, 0, FailoverStrategy::Shuffle);
+                let seen = order.clone();
+                order.sort_unstable();
+                assert_eq!(order, [0, 1, 2, 3]);
+                seen
+            })
+            .collect();
+        assert!(orders.len() > 1, "shuffle shuffles");
     }
 
     #[test]

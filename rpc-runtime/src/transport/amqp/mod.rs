@@ -31,9 +31,11 @@ use lapin::{Channel, Consumer, ExchangeKind};
 use tokio::sync::{Notify, mpsc, watch};
 
 use self::connection::{Backoff, Session, current_session};
-pub use self::options::AmqpOptions;
+pub use self::options::{AmqpOptions, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption};
 use super::pending::PendingCalls;
-use super::{Ack, BoxFuture, Delivery, Listener, ReplySink, Sent, Transport, TransportUrl};
+use super::{
+    Ack, BoxFuture, Delivery, ListenOptions, Listener, ReplySink, Sent, Transport, TransportUrl,
+};
 use crate::envelope::{MessageId, Reply, Request};
 use crate::error::TransportError;
 use crate::target::Target;
@@ -82,6 +84,8 @@ struct Inner {
 /// What a listener consumes, kept so it can be consumed again after a reconnect.
 struct ListenerSpec {
     target: Target,
+    /// The server's concurrency limit, which the default prefetch follows.
+    max_concurrency: usize,
     fanout_queue: String,
     tx: mpsc::UnboundedSender<Delivery>,
     /// Consumers of the current session: (channel, consumer tags).
@@ -121,7 +125,7 @@ impl AmqpTransport {
         url: &TransportUrl,
         options: AmqpOptions,
     ) -> Result<Self, TransportError> {
-        let session = Arc::new(Session::open(url, &options, 1).await?);
+        let session = Arc::new(Session::open(url, &options, 1, 0).await?);
         let (session_tx, _) = watch::channel(None);
         let inner = Arc::new(Inner {
             url: url.clone(),
@@ -218,18 +222,29 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
         );
         inner.calls.fail_all(|| TransportError::ConnectionLost);
         session.close().await;
+        // oslo's `kombu_reconnect_delay`, then rounds over the hosts from the one after the host
+        // lost (or shuffled), each failed round followed by the next backoff wait.
+        if !inner
+            .pause(connection::jittered(inner.options.reconnect_delay))
+            .await
+        {
+            return;
+        }
         let mut backoff = Backoff::new(&inner.options);
         let generation = session.generation + 1;
+        let first = session.host_index + 1;
         session = loop {
             if inner.shutdown.load(Ordering::SeqCst) {
                 return;
             }
-            match Session::open(&inner.url, &inner.options, generation).await {
+            match Session::open(&inner.url, &inner.options, generation, first).await {
                 Ok(session) => break Arc::new(session),
                 Err(error) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(%error, retry_in = ?delay, "reconnect failed");
-                    tokio::time::sleep(delay).await;
+                    if !inner.pause(delay).await {
+                        return;
+                    }
                 }
             }
         };
@@ -249,6 +264,14 @@ async fn connection_failed(session: &Session) {
 }
 
 impl Inner {
+    /// Waits `delay`, or less when the transport is dropped: `false` then.
+    async fn pause(&self, delay: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => !self.shutdown.load(Ordering::SeqCst),
+            () = self.shutdown_signal.notified() => false,
+        }
+    }
+
     /// After a (re)connect: the reply queue if calls use it, and every live listener.
     async fn restore(self: &Arc<Self>, session: &Arc<Session>) -> Result<(), TransportError> {
         if self.reply_in_use.load(Ordering::SeqCst) {
@@ -308,9 +331,10 @@ impl Inner {
         let options = &self.options;
         let target = &listener.target;
         let channel = create_channel(session).await?;
-        if options.prefetch > 0 {
+        let prefetch = options.prefetch_for(listener.max_concurrency);
+        if prefetch > 0 {
             channel
-                .basic_qos(options.prefetch, BasicQosOptions::default())
+                .basic_qos(prefetch, BasicQosOptions::default())
                 .await
                 .map_err(|e| broker("basic_qos", &e))?;
         }
@@ -690,12 +714,17 @@ impl Transport for AmqpTransport {
         })
     }
 
-    fn listen<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Listener, TransportError>> {
+    fn listen<'a>(
+        &'a self,
+        target: &'a Target,
+        options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>> {
         Box::pin(async move {
             let inner = &self.inner;
             let (tx, rx) = mpsc::unbounded_channel();
             let spec = Arc::new(ListenerSpec {
                 target: target.clone(),
+                max_concurrency: options.max_concurrency,
                 fanout_queue: topology::fanout_queue(&target.topic, &MessageId::new().to_string()),
                 tx,
                 consuming: Mutex::new(None),

@@ -1,16 +1,21 @@
-//! Options of the RabbitMQ transport, with oslo.messaging's names and defaults.
+//! Options of the RabbitMQ transport, with oslo.messaging's names, units and defaults.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::TransportError;
+use crate::suggest::{closest, nearest};
 use crate::transport::url::parse_bool;
 use crate::transport::{AMQP_OPTION_NAMES as KNOWN, TransportUrl};
 
-/// How the RabbitMQ transport declares, publishes and consumes.
+/// How the RabbitMQ transport declares, publishes, consumes and reconnects.
 ///
-/// Every option can be set in the transport URL's query with oslo.messaging's option name, for
-/// example `rabbit://guest:guest@localhost:5672/?control_exchange=nova&rabbit_qos_prefetch_count=64`.
-/// An unknown option is an error that names it, never silently ignored.
+/// Every option can be set in the transport URL's query with oslo.messaging's option name (and
+/// in `[oslo_messaging_rabbit]`, which [`Config`](crate::config::Config) passes on), for example
+/// `rabbit://guest:guest@localhost:5672/?control_exchange=nova&rabbit_qos_prefetch_count=64`.
+/// Durations are in seconds, as oslo reads them (fractions are accepted). An unknown option is
+/// ignored with a warning that names the option it most resembles, as oslo.config does for files;
+/// a known option with a bad value is an error.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AmqpOptions {
@@ -34,23 +39,77 @@ pub struct AmqpOptions {
     /// Wait for the broker's confirm of every publish (`confirm_publish`). Default `true`, as
     /// oslo.messaging's rabbit driver; `false` trades the guarantee for speed.
     pub publisher_confirms: bool,
-    /// Unacknowledged deliveries a consumer may hold (`rabbit_qos_prefetch_count`). Default 0:
-    /// unlimited, as oslo. The server's concurrency limit bounds work either way.
-    pub prefetch: u16,
+    /// Unacknowledged deliveries each of a server's consumers may hold
+    /// (`rabbit_qos_prefetch_count`). `None` (the default) bounds it at
+    /// [`PREFETCH_PER_SLOT`] times the server's concurrency limit, so a slow or stuck server holds
+    /// few requests while another server of the topic is idle. An explicit value wins, `0`
+    /// included: unlimited, oslo's default.
+    pub prefetch: Option<u16>,
     /// AMQP heartbeat in seconds (`heartbeat_timeout_threshold`). Default 60, as oslo.
     pub heartbeat: u16,
     /// `x-expires` of reply and fanout queues (`rabbit_transient_queues_ttl`). Default 1800 s.
     pub transient_queues_ttl: Duration,
-    /// The first wait before reconnecting (`rabbit_retry_interval`). Default 100 ms.
-    pub reconnect_initial: Duration,
-    /// The longest wait between reconnect attempts (`rabbit_retry_backoff`). Default 5 s.
-    pub reconnect_max: Duration,
+    /// The wait before the second round of connection attempts (`rabbit_retry_interval`).
+    /// Default 1 s, as oslo.
+    pub retry_interval: Duration,
+    /// What each further round adds to the wait (`rabbit_retry_backoff`). Default 2 s, as oslo:
+    /// 1 s, 3 s, 5 s, … up to [`interval_max`](Self::interval_max).
+    pub retry_backoff: Duration,
+    /// The longest wait between rounds of connection attempts (`rabbit_interval_max`). Default
+    /// 30 s, as oslo.
+    pub interval_max: Duration,
+    /// The wait before reconnecting after a connection broke or the broker cancelled a consumer
+    /// (`kombu_reconnect_delay`). Default 1 s, as oslo.
+    pub reconnect_delay: Duration,
+    /// Which host of a multi-host URL is tried next (`kombu_failover_strategy`). Default
+    /// round-robin, as oslo.
+    pub failover_strategy: FailoverStrategy,
     /// Connect with TLS (`ssl`; also set by the `amqps://` scheme). Needs the `amqp-tls`
     /// feature. Default `false`.
     pub tls: bool,
     /// A PEM file of the CA that signed the broker's certificate (`ssl_ca_file`), for a private
     /// CA; the system's roots otherwise.
     pub ssl_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The default prefetch, per slot of the server's concurrency limit: a server holds at most
+/// twice as many waiting requests as it can run.
+pub const PREFETCH_PER_SLOT: usize = 2;
+
+/// How the next broker host is chosen when the current one is lost (`kombu_failover_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FailoverStrategy {
+    /// The host after the one lost, in the URL's order, wrapping around (`round-robin`).
+    #[default]
+    RoundRobin,
+    /// The hosts in a random order at every round of attempts (`shuffle`).
+    Shuffle,
+}
+
+/// An option of a transport URL's query that the transport does not know: ignored, and
+/// reported with the known option it most resembles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnknownOption {
+    /// The option as written.
+    pub key: String,
+    /// The known option it most resembles.
+    pub suggestion: Option<String>,
+}
+
+impl fmt::Display for UnknownOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "transport URL: `{}` is not an option this transport knows; it is ignored",
+            self.key
+        )?;
+        if let Some(suggestion) = &self.suggestion {
+            write!(f, " (did you mean `{suggestion}`?)")?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for AmqpOptions {
@@ -61,11 +120,14 @@ impl Default for AmqpOptions {
             durable_queues: false,
             quorum_queues: false,
             publisher_confirms: true,
-            prefetch: 0,
+            prefetch: None,
             heartbeat: 60,
             transient_queues_ttl: Duration::from_secs(1800),
-            reconnect_initial: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
+            retry_interval: Duration::from_secs(1),
+            retry_backoff: Duration::from_secs(2),
+            interval_max: Duration::from_secs(30),
+            reconnect_delay: Duration::from_secs(1),
+            failover_strategy: FailoverStrategy::RoundRobin,
             tls: false,
             ssl_ca_file: None,
         }
@@ -73,16 +135,32 @@ impl Default for AmqpOptions {
 }
 
 impl AmqpOptions {
-    /// Reads the options a transport URL's query sets, over the defaults.
+    /// Reads the options a transport URL's query sets, over the defaults. Unknown options are
+    /// logged as warnings (see [`parse`](Self::parse) to get them).
     ///
     /// # Errors
     ///
-    /// [`TransportError::InvalidUrl`] naming an unknown option or a bad value.
+    /// [`TransportError::InvalidUrl`] naming an option with a bad value.
     pub fn from_url(url: &TransportUrl) -> Result<Self, TransportError> {
+        let (options, unknown) = Self::parse(url)?;
+        for warning in unknown {
+            tracing::warn!("{warning}");
+        }
+        Ok(options)
+    }
+
+    /// Reads the options a transport URL's query sets, over the defaults, and returns the
+    /// options it does not know apart (they are ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::InvalidUrl`] naming an option with a bad value.
+    pub fn parse(url: &TransportUrl) -> Result<(Self, Vec<UnknownOption>), TransportError> {
         let mut options = Self {
             tls: url.scheme() == "amqps",
             ..Self::default()
         };
+        let mut unknown = Vec::new();
         for (key, value) in url.query() {
             let invalid = |reason: String| TransportError::InvalidUrl {
                 url: url.to_string(),
@@ -97,6 +175,17 @@ impl AmqpOptions {
                     .parse::<u64>()
                     .map_err(|_| invalid(format!("`{key}` must be a whole number, not `{value}`")))
             };
+            let small = || {
+                u16::try_from(number()?)
+                    .map_err(|_| invalid(format!("`{key}` must be at most 65535")))
+            };
+            let seconds = || {
+                parse_seconds(value).ok_or_else(|| {
+                    invalid(format!(
+                        "`{key}` must be seconds (0 or more), not `{value}`"
+                    ))
+                })
+            };
             match key.as_str() {
                 "control_exchange" if !value.is_empty() => {
                     options.control_exchange.clone_from(value)
@@ -108,42 +197,62 @@ impl AmqpOptions {
                 "amqp_durable_queues" => options.durable_queues = flag()?,
                 "rabbit_quorum_queue" => options.quorum_queues = flag()?,
                 "confirm_publish" => options.publisher_confirms = flag()?,
-                "rabbit_qos_prefetch_count" => {
-                    options.prefetch = u16::try_from(number()?)
-                        .map_err(|_| invalid(format!("`{key}` must be at most 65535")))?;
-                }
-                "heartbeat_timeout_threshold" => {
-                    options.heartbeat = u16::try_from(number()?)
-                        .map_err(|_| invalid(format!("`{key}` must be at most 65535")))?;
-                }
+                "rabbit_qos_prefetch_count" => options.prefetch = Some(small()?),
+                "heartbeat_timeout_threshold" => options.heartbeat = small()?,
                 "rabbit_transient_queues_ttl" => {
                     options.transient_queues_ttl = Duration::from_secs(number()?);
                 }
-                "rabbit_retry_interval" => {
-                    options.reconnect_initial = Duration::from_millis(number()?);
+                "rabbit_retry_interval" => options.retry_interval = seconds()?,
+                "rabbit_retry_backoff" => options.retry_backoff = seconds()?,
+                "rabbit_interval_max" => options.interval_max = seconds()?,
+                "kombu_reconnect_delay" => options.reconnect_delay = seconds()?,
+                "kombu_failover_strategy" => {
+                    options.failover_strategy = match value.as_str() {
+                        "round-robin" => FailoverStrategy::RoundRobin,
+                        "shuffle" => FailoverStrategy::Shuffle,
+                        _ => {
+                            return Err(invalid(format!(
+                                "`{key}` must be `round-robin` or `shuffle`, not `{value}`"
+                            )));
+                        }
+                    }
                 }
-                "rabbit_retry_backoff" => options.reconnect_max = Duration::from_millis(number()?),
                 "ssl" => options.tls = flag()?,
                 "ssl_ca_file" if !value.is_empty() => {
                     options.ssl_ca_file = Some(value.into());
                     options.tls = true;
                 }
                 "ssl_ca_file" => return Err(invalid("`ssl_ca_file` must not be empty".into())),
-                other => {
-                    return Err(invalid(format!(
-                        "unknown option `{other}`; known: {}",
-                        KNOWN.join(", ")
-                    )));
-                }
+                other => unknown.push(UnknownOption {
+                    key: other.to_owned(),
+                    suggestion: nearest(other, KNOWN)
+                        .or_else(|| closest(other, KNOWN))
+                        .map(str::to_owned),
+                }),
             }
         }
-        Ok(options)
+        Ok((options, unknown))
     }
 
     /// Whether topic queues and the control exchange are durable.
     pub(crate) fn durable(&self) -> bool {
         self.durable_queues || self.quorum_queues
     }
+
+    /// The prefetch count for a server that runs at most `max_concurrency` requests at once
+    /// (0: unlimited).
+    pub(crate) fn prefetch_for(&self, max_concurrency: usize) -> u16 {
+        self.prefetch.unwrap_or_else(|| {
+            u16::try_from(max_concurrency.max(1).saturating_mul(PREFETCH_PER_SLOT))
+                .unwrap_or(u16::MAX)
+        })
+    }
+}
+
+/// Seconds as oslo writes them (`1`, `2`), fractions accepted (`0.5`); never negative.
+fn parse_seconds(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 #[cfg(test)]
@@ -162,6 +271,11 @@ mod tests {
         assert!(o.publisher_confirms);
         assert!(o.direct_publish);
         assert!(!o.durable());
+        assert_eq!(o.retry_interval, Duration::from_secs(1));
+        assert_eq!(o.retry_backoff, Duration::from_secs(2));
+        assert_eq!(o.interval_max, Duration::from_secs(30));
+        assert_eq!(o.reconnect_delay, Duration::from_secs(1));
+        assert_eq!(o.failover_strategy, FailoverStrategy::RoundRobin);
     }
 
     #[test]
@@ -170,9 +284,54 @@ mod tests {
         assert_eq!(o.control_exchange, "nova");
         assert!(o.quorum_queues && o.durable());
         assert!(!o.publisher_confirms);
-        assert_eq!(o.prefetch, 64);
+        assert_eq!(o.prefetch, Some(64));
         assert_eq!(o.heartbeat, 10);
         assert!(!o.direct_publish);
+    }
+
+    #[test]
+    fn retry_options_are_seconds_as_oslo_reads_them() {
+        let o = options(
+            "rabbit://h/?rabbit_retry_interval=1&rabbit_retry_backoff=3&rabbit_interval_max=20\
+             &kombu_reconnect_delay=0.5&kombu_failover_strategy=shuffle",
+        )
+        .unwrap();
+        assert_eq!(o.retry_interval, Duration::from_secs(1));
+        assert_eq!(o.retry_backoff, Duration::from_secs(3));
+        assert_eq!(o.interval_max, Duration::from_secs(20));
+        assert_eq!(o.reconnect_delay, Duration::from_millis(500));
+        assert_eq!(o.failover_strategy, FailoverStrategy::Shuffle);
+        for bad in [
+            "rabbit_retry_interval=-1",
+            "rabbit_interval_max=soon",
+            "kombu_failover_strategy=random",
+        ] {
+            let err = options(&format!("rabbit://h/?{bad}"))
+                .unwrap_err()
+                .to_string();
+            let key = bad.split('=').next().unwrap();
+            assert!(err.contains(&format!("`{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_default_prefetch_follows_the_servers_concurrency() {
+        let o = AmqpOptions::default();
+        assert_eq!(o.prefetch_for(64), 128);
+        assert_eq!(o.prefetch_for(1), 2);
+        assert_eq!(o.prefetch_for(usize::MAX), u16::MAX);
+        assert_eq!(
+            options("rabbit://h/?rabbit_qos_prefetch_count=0")
+                .unwrap()
+                .prefetch_for(64),
+            0
+        );
+        assert_eq!(
+            options("rabbit://h/?rabbit_qos_prefetch_count=5")
+                .unwrap()
+                .prefetch_for(64),
+            5
+        );
     }
 
     #[test]
@@ -189,22 +348,38 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_bad_options_are_named() {
-        let err = options("rabbit://u:secret@h/?rabit_qos_prefetch_count=1")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("unknown option `rabit_qos_prefetch_count`"),
-            "{err}"
+    fn unknown_options_are_ignored_and_named_with_the_closest_known_one() {
+        let url = "rabbit://u:secret@h/?rabit_qos_prefetch_count=1&confirm_publish=false"
+            .parse()
+            .unwrap();
+        let (o, unknown) = AmqpOptions::parse(&url).unwrap();
+        assert!(!o.publisher_confirms, "the known option is still read");
+        assert_eq!(o.prefetch, None);
+        assert_eq!(
+            unknown,
+            vec![UnknownOption {
+                key: "rabit_qos_prefetch_count".into(),
+                suggestion: Some("rabbit_qos_prefetch_count".into()),
+            }]
         );
-        assert!(!err.contains("secret"), "{err}");
-        let err = options("rabbit://h/?confirm_publish=maybe")
+        let text = unknown[0].to_string();
+        assert!(
+            text.contains("did you mean `rabbit_qos_prefetch_count`"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_the_option() {
+        let err = options("rabbit://u:secret@h/?confirm_publish=maybe")
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("`confirm_publish` must be true or false"),
             "{err}"
         );
+        assert!(!err.contains("secret"), "{err}");
         let err = options("rabbit://h/?rabbit_qos_prefetch_count=70000")
             .unwrap_err()
             .to_string();
