@@ -78,13 +78,12 @@ async fn unknown_and_unreachable_transports_are_clear_errors_without_passwords()
     let text = format!("{err} {err:?}");
     assert!(!text.contains("s3cret"), "{text}");
     assert!(text.contains("nova:***@host:port"), "{text}");
-    let err = rpc_runtime::connect("rabbit://h/?no_such_option=1")
+    // An unknown option is ignored with a warning (as in `[oslo_messaging_rabbit]`), so what
+    // fails is the connection to the unreachable host, not the URL.
+    let err = rpc_runtime::connect("rabbit://127.0.0.1:1/?no_such_option=1")
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("unknown option `no_such_option`"),
-        "{err}"
-    );
+    assert!(matches!(err, TransportError::Connect { .. }), "{err}");
 }
 
 /// Fails in every way a method can: its own error, a panic, bad arguments.
