@@ -190,10 +190,15 @@ impl RemoteError {
                         _ => Vec::new(),
                     }
                 };
+                let requested = versions(REQUESTED_VERSION)
+                    .into_iter()
+                    .next()
+                    .or_else(|| version_in_oslo_sentence(&self.message));
                 RpcError::UnsupportedVersion {
                     method: method.to_owned(),
-                    requested: versions(REQUESTED_VERSION).into_iter().next(),
+                    requested,
                     served: versions(SERVED_VERSIONS),
+                    message: self.message,
                 }
             }
             (RUNTIME_MODULE, INVALID_ARGUMENTS) => RpcError::InvalidArguments {
@@ -203,6 +208,43 @@ impl RemoteError {
             _ => RpcError::Remote(Box::new(self)),
         }
     }
+}
+
+/// The version in oslo.messaging's `UnsupportedVersion` sentence ("Endpoint does not support RPC
+/// version 3.0. Attempted method: echo"), the only place an oslo server names it.
+fn version_in_oslo_sentence(message: &str) -> Option<Version> {
+    let (_, rest) = message.split_once("RPC version ")?;
+    let word = rest.split_whitespace().next()?;
+    word.trim_end_matches('.').parse().ok()
+}
+
+/// What [`RpcError::UnsupportedVersion`] says: the versions asked and served where known, then
+/// the server's own sentence.
+fn unsupported_version_text(
+    method: &str,
+    requested: Option<&Version>,
+    served: &[Version],
+    message: &str,
+) -> String {
+    let mut text = match requested {
+        Some(version) => {
+            format!("the server does not support RPC version {version} for `{method}`")
+        }
+        None => format!("the server does not support the RPC version asked for `{method}`"),
+    };
+    if !served.is_empty() {
+        let served = served
+            .iter()
+            .map(Version::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        text.push_str(&format!(" (serves {served})"));
+    }
+    if !message.is_empty() {
+        text.push_str(": ");
+        text.push_str(message);
+    }
+    text
 }
 
 const WRAPPED_VALUE: &str = "value";
@@ -307,10 +349,10 @@ pub enum RpcError {
         method: String,
     },
     /// No endpoint on the server serves the requested namespace and version.
-    #[error("the server does not support RPC version {} for `{method}` (serves {})",
-        requested.as_ref().map_or_else(|| "?".to_owned(), Version::to_string),
-        if served.is_empty() { "an unknown version".to_owned() }
-        else { served.iter().map(Version::to_string).collect::<Vec<_>>().join(", ") })]
+    ///
+    /// A server of this runtime says which versions it serves; oslo.messaging's says only the
+    /// sentence kept in `message`, from which `requested` is read.
+    #[error("{}", unsupported_version_text(method, requested.as_ref(), served, message))]
     UnsupportedVersion {
         /// The method called.
         method: String,
@@ -318,6 +360,8 @@ pub enum RpcError {
         requested: Option<Version>,
         /// The versions the server serves in that namespace (empty when the server did not say).
         served: Vec<Version>,
+        /// The server's own explanation, as it sent it.
+        message: String,
     },
     /// The server could not decode the arguments as the method's parameters.
     #[error("the server refused the arguments of `{method}`: {message}")]
@@ -581,10 +625,49 @@ mod tests {
             method: "ping".into(),
             requested: Some(Version::new(4, 3)),
             served: vec![Version::new(4, 1)],
+            message: String::new(),
         };
         assert_eq!(
             err.to_string(),
             "the server does not support RPC version 4.3 for `ping` (serves 4.1)"
         );
+    }
+
+    #[test]
+    fn oslo_unsupported_version_is_read_from_its_sentence_and_kept() {
+        // What oslo.messaging's dispatcher sends: the version only inside the message, no kwargs.
+        let sentence = "Endpoint does not support RPC version 3.0. Attempted method: echo";
+        let failure = RemoteError::new("UnsupportedVersion", OSLO_DISPATCHER_MODULE, sentence);
+        let err = failure.into_rpc_error("echo");
+        match &err {
+            RpcError::UnsupportedVersion {
+                requested,
+                served,
+                message,
+                ..
+            } => {
+                assert_eq!(*requested, Some(Version::new(3, 0)));
+                assert!(served.is_empty());
+                assert_eq!(message, sentence);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            format!("the server does not support RPC version 3.0 for `echo`: {sentence}")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_sentence_leaves_the_version_unknown() {
+        for sentence in ["", "RPC version", "RPC version x.y", "no version here"] {
+            let failure = RemoteError::new("UnsupportedVersion", OSLO_DISPATCHER_MODULE, sentence);
+            match failure.into_rpc_error("m") {
+                RpcError::UnsupportedVersion { requested, .. } => {
+                    assert_eq!(requested, None, "{sentence:?}")
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 }

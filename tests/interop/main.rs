@@ -312,10 +312,25 @@ async fn rust_client_calls_a_python_oslo_server() {
         .call::<Value>(&ctx, "echo", &json!({"value": 1}))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, RpcError::UnsupportedVersion { .. }),
-        "{err:?}"
-    );
+    // oslo names the version only in its sentence: the caller reads it from there and keeps the
+    // sentence.
+    match &err {
+        RpcError::UnsupportedVersion {
+            method,
+            requested,
+            message,
+            ..
+        } => {
+            assert_eq!(method, "echo");
+            assert_eq!(*requested, Some(Version::new(1, 9)), "{err}");
+            assert!(
+                message.contains("Endpoint does not support RPC version 1.9"),
+                "{message}"
+            );
+            assert!(err.to_string().contains(message.as_str()), "{err}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     let err = client
         .call::<Value>(&ctx, "no_such_method", &json!({}))
         .await

@@ -32,6 +32,7 @@ async fn version_rule_against_a_4_1_server() {
                     method,
                     requested,
                     served,
+                    ..
                 }),
             ) => {
                 assert_eq!(method, "add");
