@@ -1,10 +1,11 @@
-//! Resource bounds over RabbitMQ: memory stays flat over a 200,000-call soak, and a slow server
-//! holds no more than its prefetch count and concurrency limit, leaving the rest in the broker.
+//! Resource bounds over RabbitMQ: memory stays flat over a 200,000-call soak, a slow server holds
+//! no more than its prefetch count and concurrency limit, leaving the rest in the broker, and by
+//! default a slow server of a topic holds few requests while a fast one answers most.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_integration_tests::{Vhost, rss_mib, unique_name};
+use rpc_integration_tests::{Vhost, rabbitmqctl, rss_mib, unique_name};
 use rpc_runtime::{CallOptions, Client, Context, RpcServer, ServerConfig, Target, rpc_endpoint};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -158,4 +159,156 @@ async fn a_slow_server_holds_no_more_than_its_prefetch_and_concurrency() {
     seen.sort_unstable();
     assert_eq!(seen, (0..CASTS).collect::<Vec<_>>());
     server.stop().await;
+}
+
+/// A server that takes `delay` over each call and answers with its name.
+struct Paced {
+    name: &'static str,
+    delay: Duration,
+}
+
+#[rpc_endpoint(topic = "paced", version = "1.0")]
+impl Paced {
+    #[rpc(since = "1.0")]
+    async fn work(&self, _ctx: &Context, n: u32) -> (String, u32) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        (self.name.to_owned(), n)
+    }
+}
+
+/// The deliveries the channel consuming `queue` holds unacknowledged now, and its prefetch count,
+/// as the broker reports them.
+fn held_by_consumer_of(vhost: &str, queue: &str) -> Option<(usize, usize)> {
+    let consumers = rabbitmqctl(&[
+        "list_consumers",
+        "-q",
+        "--no-table-headers",
+        "-p",
+        vhost,
+        "queue_name",
+        "channel_pid",
+    ]);
+    let channel = consumers.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some(queue)).then(|| words.next().map(str::to_owned))?
+    })?;
+    let channels = rabbitmqctl(&[
+        "list_channels",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "messages_unacknowledged",
+        "prefetch_count",
+    ]);
+    channels.lines().find_map(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [pid, unacked, prefetch] if *pid == channel => {
+                Some((unacked.parse().ok()?, prefetch.parse().ok()?))
+            }
+            _ => None,
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn by_default_a_slow_server_holds_few_requests_while_a_fast_one_answers_most() {
+    let Some(vhost) = Vhost::create("prefetch-default") else {
+        return;
+    };
+    const CONCURRENCY: usize = 4;
+    const CALLS: u32 = 2_000;
+    const IN_FLIGHT: u32 = 100;
+    let bound = CONCURRENCY * rpc_runtime::transport::PREFETCH_PER_SLOT;
+    let topic = unique_name("paced");
+    // No rabbit_qos_prefetch_count: the default is what is tested.
+    let url = vhost.url("");
+    let mut servers = Vec::new();
+    for (name, delay) in [
+        ("slow", Duration::from_millis(200)),
+        ("fast", Duration::ZERO),
+    ] {
+        let transport = rpc_runtime::connect(&url).await.expect("connect");
+        servers.push(
+            RpcServer::start(
+                transport,
+                Target::new(topic.as_str()).with_server(name),
+                vec![Arc::new(Paced { name, delay })],
+                ServerConfig::default().with_max_concurrency(CONCURRENCY),
+            )
+            .await
+            .expect("serve"),
+        );
+    }
+    let slow_queue = format!("{topic}.slow");
+    let (_, prefetch) =
+        held_by_consumer_of(vhost.name(), &slow_queue).expect("the slow server's channel");
+    assert_eq!(prefetch, bound, "the slow server's channel prefetch count");
+
+    let client = PacedClient::from_client(
+        Client::new(
+            rpc_runtime::connect(&url).await.expect("connect"),
+            Target::new(topic.as_str()),
+        )
+        .prepare(CallOptions::new().timeout(Duration::from_secs(120))),
+    );
+    let calls = tokio::spawn(async move {
+        let workers: Vec<_> = (0..IN_FLIGHT)
+            .map(|w| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let mut by_slow = 0usize;
+                    for n in (w..CALLS).step_by(IN_FLIGHT as usize) {
+                        let (name, back) = client.work(&Context::new(), n).await.expect("a call");
+                        assert_eq!(back, n);
+                        by_slow += usize::from(name == "slow");
+                    }
+                    by_slow
+                })
+            })
+            .collect();
+        let mut by_slow = 0;
+        for worker in workers {
+            by_slow += worker.await.expect("a calling worker");
+        }
+        by_slow
+    });
+    // Sample what the broker says the slow server holds for as long as the calls run (the
+    // broker's counters have no signal: they are polled).
+    let mut samples = Vec::new();
+    while !calls.is_finished() {
+        let vhost_name = vhost.name().to_owned();
+        let queue = slow_queue.clone();
+        let sample = tokio::task::spawn_blocking(move || held_by_consumer_of(&vhost_name, &queue))
+            .await
+            .expect("a sample");
+        if let Some((unacked, _)) = sample {
+            samples.push(unacked);
+        }
+    }
+    let by_slow = calls.await.expect("the calls");
+    let by_fast = CALLS as usize - by_slow;
+    let most_held = samples.iter().copied().max().unwrap_or(0);
+    eprintln!(
+        "default prefetch {bound}: fast answered {by_fast}, slow {by_slow} of {CALLS}; the slow \
+         server held at most {most_held} unacknowledged over {} samples",
+        samples.len()
+    );
+    assert!(
+        !samples.is_empty(),
+        "no sample of the slow server's channel"
+    );
+    assert!(
+        most_held <= bound,
+        "the slow server held {most_held} unacknowledged deliveries, over its bound of {bound}"
+    );
+    assert!(
+        by_fast * 4 >= CALLS as usize * 3,
+        "the fast server answered only {by_fast} of {CALLS}"
+    );
+    for server in servers {
+        server.stop().await;
+    }
 }
