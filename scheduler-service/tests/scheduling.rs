@@ -158,6 +158,17 @@ fn chosen(lists: &[Vec<scheduler_service::api::Selection>]) -> Vec<String> {
         .collect()
 }
 
+/// Asserts `result` is the scheduler's `NoValidHost` (not a transport failure or a timeout).
+#[track_caller]
+fn assert_no_valid_host<T: std::fmt::Debug>(result: Result<T, CallError<NoValidHost>>) {
+    match result {
+        Err(CallError::Application(NoValidHost { reason, .. })) => {
+            assert_eq!(reason, NoValidHost::NOT_ENOUGH_HOSTS)
+        }
+        other => panic!("expected NoValidHost, got {other:?}"),
+    }
+}
+
 /// Runs `requests` single-instance boots at once; (placed, NoValidHost).
 async fn boot_concurrently(cloud: &Cloud, requests: usize) -> (usize, usize) {
     let mut boots = tokio::task::JoinSet::new();
@@ -286,11 +297,10 @@ async fn filters_honour_zones_forced_and_ignored_hosts_and_disabled_services() {
         .await
         .unwrap();
     assert_eq!(chosen(&east), ["e", "e"]);
-    assert!(
+    assert_no_valid_host(
         cloud
             .boot(RequestSpec::new(slot(), 1).in_zone("west"))
-            .await
-            .is_err()
+            .await,
     );
 
     let mut forced = RequestSpec::new(slot(), 1);
@@ -341,7 +351,7 @@ async fn vcpus_are_overcommitted_by_the_allocation_ratio_and_disk_is_not() {
     // 6 vCPUs at ratio 3: the sixth fits, the seventh does not.
     let cpu = Flavor::new("cpu", 1, 1, 0);
     assert!(cloud.boot(RequestSpec::new(cpu.clone(), 6)).await.is_ok());
-    assert!(cloud.boot(RequestSpec::new(cpu, 1)).await.is_err());
+    assert_no_valid_host(cloud.boot(RequestSpec::new(cpu, 1)).await);
     cloud.stop().await;
 
     let spec = HostSpec {
@@ -356,7 +366,7 @@ async fn vcpus_are_overcommitted_by_the_allocation_ratio_and_disk_is_not() {
     let cloud = start_cloud(&[("a", spec)], 1, &[]).await;
     let disk = Flavor::new("disk", 1, 1, 20);
     assert!(cloud.boot(RequestSpec::new(disk.clone(), 1)).await.is_ok());
-    assert!(cloud.boot(RequestSpec::new(disk.clone(), 1)).await.is_err());
+    assert_no_valid_host(cloud.boot(RequestSpec::new(disk.clone(), 1)).await);
     // Booting from a volume does not count the root disk.
     let mut from_volume = RequestSpec::new(disk, 1);
     from_volume.is_bfv = true;

@@ -3,10 +3,10 @@
 use rpc_integration_tests::Vhost;
 use std::time::Duration;
 
-use rpc_runtime::{AmqpTransport, CallOptions, Context, TransportUrl};
+use rpc_runtime::{CallOptions, Context};
 use serde_json::json;
 
-use crate::fixture::serve;
+use crate::fixture::{serve, serve_url};
 
 #[tokio::test]
 async fn a_url_with_a_dead_host_first_fails_over_to_the_next() {
@@ -14,14 +14,22 @@ async fn a_url_with_a_dead_host_first_fails_over_to_the_next() {
         return;
     };
     // Nothing listens on port 1.
-    let url: TransportUrl = format!(
+    let url = format!(
         "rabbit://guest:guest@127.0.0.1:1,guest:guest@127.0.0.1:5672/{}",
         vhost.name()
-    )
-    .parse()
-    .unwrap();
-    let transport = AmqpTransport::connect(&url).await.unwrap();
-    assert!(transport.is_connected());
+    );
+    // The server and the client share the one failed-over connection: the request and its reply
+    // both travel through it.
+    let served = serve_url(&url, &["h1"]).await;
+    let client = served
+        .client()
+        .prepare(CallOptions::new().timeout(Duration::from_secs(10)));
+    let reply = client
+        .echo(&Context::new(), json!("through the second host"))
+        .await
+        .expect("a call through the failed-over connection");
+    assert_eq!(reply["value"], "through the second host");
+    assert_eq!(reply["host"], "h1");
 }
 
 #[tokio::test]

@@ -339,8 +339,24 @@ async fn ten_thousand_calls_and_casts_through_two_broker_restarts() {
                 "{mode}: serving again took {recovery:?}"
             );
         }
+        // What an outage may cost: the calls and casts in flight when the broker stops, and
+        // those its clients start while it is away. Measured (2026-12-07, this machine): 141
+        // calls failed and 88 casts lost in transient mode, 113 and 0 with confirms. A transport
+        // that failed every call until it reconnected, or dropped what it published meanwhile,
+        // would pass a thousand.
+        assert!(
+            o.calls_failed <= CALLS / 20,
+            "{mode}: {} calls failed, over 5%",
+            o.calls_failed
+        );
         if must_keep_all {
             assert_eq!(o.casts_lost, 0, "{mode}: confirmed casts were lost");
+        } else {
+            assert!(
+                o.casts_lost <= CASTS / 20,
+                "{mode}: {} casts lost, over 5%",
+                o.casts_lost
+            );
         }
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rpc_integration_tests::{Vhost, rabbitmqctl, unique_name};
+use rpc_integration_tests::{MARIADB, Vhost, rabbitmqctl, require_service, unique_name};
 use rpc_runtime::config::ConfigLoader;
 use rpc_runtime::registry::{DatabaseUrl, SqlRegistry};
 use rpc_runtime::transport::TransportUrl;
@@ -136,17 +136,27 @@ async fn credentials_never_reach_logs_errors_or_debug() {
         shown.push(format!("{error} {error:?}"));
     }
 
-    // Databases: a refused password (MariaDB's root has none) and an unreachable server.
-    for database in [
-        format!("mysql://root:{SECRET}@127.0.0.1:3306/test"),
+    // Databases: a password MariaDB refuses (its root has none), and a server that is not there.
+    let mut databases = vec![(
         format!("postgres://postgres:{SECRET}@127.0.0.1:1/test"),
-    ] {
+        "Connection refused",
+    )];
+    if require_service("MariaDB", MARIADB.parse().expect("an address")) {
+        databases.push((
+            format!("mysql://root:{SECRET}@{MARIADB}/test"),
+            "Access denied",
+        ));
+    }
+    for (database, cause) in databases {
         let url = DatabaseUrl::new(database);
         shown.push(format!("{url:?} {url}"));
         let error = SqlRegistry::connect(&url)
             .await
             .expect_err("the database refuses or is unreachable");
-        shown.push(format!("{error} {error:?}"));
+        // The failure is the one meant (the server's refusal, or nothing listening), not another.
+        let chain = error_chain(&error);
+        assert!(chain.contains(cause), "expected {cause:?}: {chain}");
+        shown.push(format!("{chain} {error:?}"));
     }
 
     // Configuration holding both.
@@ -184,4 +194,16 @@ async fn credentials_never_reach_logs_errors_or_debug() {
         leaked.is_none(),
         "an error or Debug output shows the password: {leaked:?}"
     );
+}
+
+/// An error and its sources, one after another.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

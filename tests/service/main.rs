@@ -15,8 +15,8 @@ use rpc_runtime::registry::{
 };
 use rpc_runtime::service::{HookError, Manager};
 use rpc_runtime::{
-    BoxFuture, CallOptions, Client, Context, Service, ServiceError, Target, TransportUrl, Version,
-    rpc_endpoint,
+    BoxFuture, CallOptions, Client, Context, RpcError, Service, ServiceError, Target, TransportUrl,
+    Version, rpc_endpoint,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -192,10 +192,25 @@ async fn start_runs_the_steps_in_order_and_stop_undoes_them() {
         .prepare(CallOptions::new().timeout(Duration::from_millis(200)))
         .call::<String>(&Context::new(), "whoami", &json!({}))
         .await;
-    assert!(after.is_err(), "nobody serves after stop: {after:?}");
+    assert!(
+        matches!(after, Err(RpcError::Timeout { .. })),
+        "nobody serves after stop: {after:?}"
+    );
+    // A stopped service starts again and serves; a running one refuses a second start.
+    started
+        .service
+        .start()
+        .await
+        .expect("a stopped service starts again");
+    let who: String = crate::client(&started.service)
+        .await
+        .call(&Context::new(), "whoami", &json!({}))
+        .await
+        .expect("served again after the restart");
+    assert_eq!(who, "node1");
     assert!(matches!(
         started.service.start().await,
-        Ok(()) | Err(ServiceError::AlreadyStarted)
+        Err(ServiceError::AlreadyStarted)
     ));
     started.service.stop().await;
 }

@@ -8,22 +8,35 @@ use crate::fixture::serve;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_are_all_answered_correctly() {
-    let served = serve(&["host1"], ServerConfig::default()).await;
+    const CALLS: usize = 1000;
+    let mut served = serve(
+        &["host1"],
+        ServerConfig::default().with_max_concurrency(CALLS),
+    )
+    .await;
     let client = served.client();
     let ctx = Context::new();
-    let calls = (0..1000_i64).map(|i| {
-        let client = client.clone();
-        let ctx = ctx.clone();
-        tokio::spawn(async move { (i, client.add(&ctx, i, 1000 * i).await) })
-    });
-    let mut answered = 0;
+    // All spawned before any is awaited; each waits at the gate until all are executing at once.
+    let calls: Vec<_> = (0..CALLS as i64)
+        .map(|i| {
+            let client = client.clone();
+            let ctx = ctx.clone();
+            tokio::spawn(async move { (i, client.wait(&ctx, 1000 * i).await) })
+        })
+        .collect();
+    served.executing.wait_for(|n| *n == CALLS).await.unwrap();
+    served.gate.add_permits(CALLS);
+    let mut answers = Vec::with_capacity(CALLS);
     for call in calls {
         let (i, result) = call.await.unwrap();
-        assert_eq!(result.unwrap(), 1001 * i);
-        answered += 1;
+        let answer = result.unwrap();
+        assert_eq!(answer, 1000 * i, "call {i} got another call's answer");
+        answers.push(answer);
     }
-    assert_eq!(answered, 1000);
-    assert_eq!(served.probe.invocations.load(Ordering::SeqCst), 1000);
+    answers.sort_unstable();
+    answers.dedup();
+    assert_eq!(answers.len(), CALLS, "distinct answers");
+    assert_eq!(served.probe.max_executing.load(Ordering::SeqCst), CALLS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

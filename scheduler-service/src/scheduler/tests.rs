@@ -68,7 +68,7 @@ fn used_memory(view: &HostView, host: &str) -> u64 {
         .into_iter()
         .find(|h| h.host == host)
         .map(|h| h.used.memory_mb)
-        .unwrap_or_default()
+        .unwrap_or_else(|| panic!("{host} is not in the view"))
 }
 
 #[test]
