@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rpc_integration_tests::{MARIADB, Vhost, rabbitmqctl, require_service, unique_name};
+use rpc_integration_tests::{ExternalService, MARIADB, Vhost, rabbitmqctl, require, unique_name};
 use rpc_runtime::config::ConfigLoader;
 use rpc_runtime::registry::{DatabaseUrl, SqlRegistry};
 use rpc_runtime::transport::TransportUrl;
@@ -141,7 +141,7 @@ async fn credentials_never_reach_logs_errors_or_debug() {
         format!("postgres://postgres:{SECRET}@127.0.0.1:1/test"),
         "Connection refused",
     )];
-    if require_service("MariaDB", MARIADB.parse().expect("an address")) {
+    if require(ExternalService::MariaDb) {
         databases.push((
             format!("mysql://root:{SECRET}@{MARIADB}/test"),
             "Access denied",

@@ -1,14 +1,17 @@
 //! Harness for workspace-level tests: unique names so tests sharing a broker or database never
-//! collide, and the rule for external services: under `CI=true` a service a test needs must be
-//! reachable (the test fails, it never skips); elsewhere a test without its service is skipped with
-//! a message.
+//! collide, and the rule for what a test needs from outside (RabbitMQ, PostgreSQL, MariaDB, a
+//! Python able to install oslo.messaging): when it is missing the test **fails**, naming it and how
+//! to start it. Skipping instead is an explicit choice, [`SKIP_MISSING`]`=1`, refused under CI; each
+//! skip is written to the terminal (past the test harness's output capture) with the count so far.
 
 pub mod fuzzing;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Whether this run is CI (`CI=true`).
+/// Whether this run is CI (`CI=true` or `CI=1`).
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -18,20 +21,132 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// Checks that a TCP service answers at `addr`. Under CI an unreachable service panics, naming
-/// it; elsewhere this returns `false` and the caller skips.
+/// The environment variable that lets a run outside CI skip the tests whose services are missing
+/// (`RPC_TESTS_SKIP_MISSING=1`). Unset, such a test fails.
+pub const SKIP_MISSING: &str = "RPC_TESTS_SKIP_MISSING";
+
+/// Whether a missing service skips the tests that need it ([`SKIP_MISSING`] set, not CI).
+pub fn skipping_allowed() -> bool {
+    policy(is_ci(), std::env::var(SKIP_MISSING).ok().as_deref()) == Missing::Skip
+}
+
+/// What a missing service means for a run.
+#[derive(Debug, PartialEq, Eq)]
+enum Missing {
+    /// The test fails; under CI the message says `.ci/run` must provide the service.
+    Fail { under_ci: bool },
+    /// The test skips, and says so.
+    Skip,
+}
+
+/// The rule: CI always fails; elsewhere only `SKIP_MISSING=1` (or `true`) skips.
+fn policy(ci: bool, skip_missing: Option<&str>) -> Missing {
+    match (ci, skip_missing) {
+        (true, _) => Missing::Fail { under_ci: true },
+        (false, Some("1" | "true")) => Missing::Skip,
+        (false, _) => Missing::Fail { under_ci: false },
+    }
+}
+
+/// Skips counted in this test binary.
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// What a test does when `what` is missing: fails, naming it and `remedy` (how to get it), unless
+/// skipping is allowed; then it writes the skip and the count so far straight to the terminal
+/// (the harness captures `eprintln!`, not `std::io::stderr()`) and returns, and the caller skips.
 ///
 /// # Panics
 ///
-/// Under `CI=true`, when the service is unreachable.
-pub fn require_service(name: &str, addr: SocketAddr) -> bool {
+/// Unless [`skipping_allowed`].
+pub fn skip_or_fail(what: &str, problem: &str, remedy: &str) {
+    match policy(is_ci(), std::env::var(SKIP_MISSING).ok().as_deref()) {
+        Missing::Fail { under_ci: true } => {
+            panic!("{what} {problem} under CI=true: .ci/run must provide it ({remedy})")
+        }
+        Missing::Fail { under_ci: false } => panic!(
+            "{what} {problem}. {remedy}. To skip the tests that need it instead, run with \
+             {SKIP_MISSING}=1 (README, \"What the tests need\")."
+        ),
+        Missing::Skip => {}
+    }
+    let skipped = SKIPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED ({skipped} so far in this test binary, {SKIP_MISSING}=1): {what} {problem}"
+    );
+}
+
+/// A server the tests need, with how to start it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExternalService {
+    /// RabbitMQ at [`RABBITMQ`], `guest`/`guest`, with `rabbitmqctl` on the `PATH`.
+    RabbitMq,
+    /// PostgreSQL at [`POSTGRES`], trust auth, database `test`, with `psql`.
+    Postgres,
+    /// MariaDB at [`MARIADB`], `root` without a password, database `test`, with `mysql`.
+    MariaDb,
+}
+
+impl ExternalService {
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RabbitMq => "RabbitMQ",
+            Self::Postgres => "PostgreSQL",
+            Self::MariaDb => "MariaDB",
+        }
+    }
+
+    /// Where the tests reach it.
+    pub fn addr(self) -> SocketAddr {
+        let addr = match self {
+            Self::RabbitMq => RABBITMQ,
+            Self::Postgres => POSTGRES,
+            Self::MariaDb => MARIADB,
+        };
+        addr.parse().expect("a socket address")
+    }
+
+    /// How to start it, on this project's CI machine and on a laptop with Docker.
+    pub fn how_to_start(self) -> &'static str {
+        match self {
+            Self::RabbitMq => {
+                "Start it with `rabbitmq-server -detached`; on a laptop install it first \
+                 (`apt install rabbitmq-server`, `brew install rabbitmq`): the tests run \
+                 `rabbitmqctl` against the local node"
+            }
+            Self::Postgres => {
+                "Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main \
+                 start`, or on a laptop `docker run -d -p 5432:5432 -e \
+                 POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16` (psql on the PATH)"
+            }
+            Self::MariaDb => {
+                "Start it with `start-stop-daemon --start --oknodo --background --exec \
+                 /usr/sbin/mariadbd`, or on a laptop `docker run -d -p 3306:3306 -e \
+                 MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1 -e MARIADB_DATABASE=test mariadb:11` (mysql \
+                 on the PATH)"
+            }
+        }
+    }
+}
+
+/// Checks that `service` answers. `false` (the caller skips) only when it does not and
+/// skipping is allowed.
+///
+/// # Panics
+///
+/// When the service does not answer and skipping is not allowed: see [`skip_or_fail`].
+pub fn require(service: ExternalService) -> bool {
+    let addr = service.addr();
     match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
         Ok(_) => true,
-        Err(error) if is_ci() => {
-            panic!("{name} at {addr} is unreachable under CI=true ({error}); .ci/run must start it")
-        }
         Err(error) => {
-            eprintln!("skipped: {name} at {addr} is unreachable ({error})");
+            skip_or_fail(
+                service.name(),
+                &format!("is unreachable at {addr} ({error})"),
+                service.how_to_start(),
+            );
             false
         }
     }
@@ -48,14 +163,13 @@ pub struct Vhost {
 
 impl Vhost {
     /// Creates a fresh vhost that `guest` may use. `None` (the test skips) when RabbitMQ is not
-    /// reachable outside CI.
+    /// reachable and skipping is allowed ([`SKIP_MISSING`]).
     ///
     /// # Panics
     ///
-    /// Under `CI=true` when RabbitMQ is unreachable, and whenever `rabbitmqctl` fails.
+    /// When RabbitMQ is unreachable and skipping is not allowed, and whenever `rabbitmqctl` fails.
     pub fn create(prefix: &str) -> Option<Self> {
-        let addr = RABBITMQ.parse().expect("a socket address");
-        if !require_service("RabbitMQ", addr) {
+        if !require(ExternalService::RabbitMq) {
             return None;
         }
         let name = unique_name(prefix);
@@ -163,17 +277,18 @@ pub struct TempDatabase {
 
 impl TempDatabase {
     /// Creates a fresh, empty database. `None` (the test skips) when the server is not reachable
-    /// outside CI.
+    /// and skipping is allowed ([`SKIP_MISSING`]).
     ///
     /// # Panics
     ///
-    /// Under `CI=true` when the server is unreachable, and whenever the client tool fails.
+    /// When the server is unreachable and skipping is not allowed, and whenever the client tool
+    /// fails.
     pub fn create(server: DatabaseServer) -> Option<Self> {
-        let (label, addr) = match server {
-            DatabaseServer::Postgres => ("PostgreSQL", POSTGRES),
-            DatabaseServer::MariaDb => ("MariaDB", MARIADB),
+        let service = match server {
+            DatabaseServer::Postgres => ExternalService::Postgres,
+            DatabaseServer::MariaDb => ExternalService::MariaDb,
         };
-        if !require_service(label, addr.parse().expect("a socket address")) {
+        if !require(service) {
             return None;
         }
         let name = unique_name("reg").replace('-', "_");
@@ -243,32 +358,39 @@ impl Drop for TempDatabase {
 /// A Python virtualenv at `venv` (a folder under the build folder: pass
 /// `env!("CARGO_TARGET_TMPDIR")` joined with a name) with `packages` pip-installed, made on first
 /// use and reused while `import` still works; its `python`. `None` (the test skips) when it cannot
-/// be made outside CI.
+/// be made, or the import fails after the install, and skipping is allowed ([`SKIP_MISSING`]).
 ///
 /// # Panics
 ///
-/// Under `CI=true` when the virtualenv or the install fails.
+/// When the virtualenv, the install or the import fails and skipping is not allowed.
 pub fn python_venv(
     venv: &std::path::Path,
     packages: &[&str],
     import: &str,
 ) -> Option<std::path::PathBuf> {
     use std::process::{Command, Stdio};
+    const REMEDY: &str = "Python 3 with its `venv` module and pip, and access to PyPI, are needed \
+                          (Debian: `apt install python3-venv python3-pip`)";
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = INSTALL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let python = venv.join("bin/python");
-    let ready = || {
-        Command::new(&python)
+    let import_error = || -> Option<String> {
+        match Command::new(&python)
             .args(["-c", &format!("import {import}")])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+            .stdout(Stdio::null())
+            .output()
+        {
+            Ok(output) if output.status.success() => None,
+            Ok(output) => Some(String::from_utf8_lossy(&output.stderr).into_owned()),
+            Err(error) => Some(error.to_string()),
+        }
     };
-    if ready() {
+    if import_error().is_none() {
         return Some(python);
     }
+    let what = format!("Python with {packages:?}");
     let mut install = vec!["-m".to_owned(), "pip".into(), "install".into(), "-q".into()];
     install.extend(packages.iter().map(|p| (*p).to_owned()));
     let steps: [(&str, Vec<String>); 2] = [
@@ -286,12 +408,21 @@ pub fn python_venv(
                 |e| e.to_string(),
                 |o| String::from_utf8_lossy(&o.stderr).into_owned(),
             );
-            assert!(!is_ci(), "installing {packages:?} failed under CI: {why}");
-            eprintln!("skipped: cannot install {packages:?}: {why}");
+            skip_or_fail(&what, &format!("cannot be installed: {why}"), REMEDY);
             return None;
         }
     }
-    ready().then_some(python)
+    match import_error() {
+        None => Some(python),
+        Some(why) => {
+            skip_or_fail(
+                &what,
+                &format!("installed, but `import {import}` fails: {why}"),
+                REMEDY,
+            );
+            None
+        }
+    }
 }
 
 /// A process's resident memory in MiB, from `/proc/<pid>/status` (NaN when it cannot be read).
@@ -305,4 +436,21 @@ pub fn rss_mib(pid: u32) -> f64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_service_fails_unless_skipping_is_asked_for_outside_ci() {
+        assert_eq!(policy(false, None), Missing::Fail { under_ci: false });
+        assert_eq!(policy(false, Some("0")), Missing::Fail { under_ci: false });
+        assert_eq!(policy(false, Some("")), Missing::Fail { under_ci: false });
+        assert_eq!(policy(false, Some("1")), Missing::Skip);
+        assert_eq!(policy(false, Some("true")), Missing::Skip);
+        // CI never skips, whatever the variable says.
+        assert_eq!(policy(true, Some("1")), Missing::Fail { under_ci: true });
+        assert_eq!(policy(true, None), Missing::Fail { under_ci: true });
+    }
 }
