@@ -11,13 +11,19 @@ fn inputs(folder: &str, target: &str) -> Vec<PathBuf> {
         .join("../fuzz")
         .join(folder)
         .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
+    // The folders are part of the repository: a missing one is a broken checkout, not nothing to
+    // replay.
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("fuzz/{folder}/{target} cannot be read: {e}"));
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+        })
         .collect();
     files.sort();
     files
