@@ -308,9 +308,18 @@ pub(crate) fn panels(rows: &[Row]) -> Vec<Panel<'_>> {
     .collect()
 }
 
-/// A smoke run's check: every measured figure is a positive number.
-pub(crate) fn check_smoke(rows: &[Row]) {
-    for row in rows.iter().filter(|r| !r.figures.is_empty()) {
+/// A smoke run's check: every row the run selected (`selected(index)`) measured something, and
+/// every figure it measured is a positive number.
+pub(crate) fn check_smoke(rows: &[Row], selected: impl Fn(usize) -> bool) {
+    for (index, row) in rows.iter().enumerate() {
+        if !selected(index) {
+            continue;
+        }
+        assert!(
+            !row.figures.is_empty(),
+            "{}: selected, but it measured nothing",
+            row.name
+        );
         let f = &row.figures;
         let mut figures = vec![f.p50(), f.p99()];
         figures.extend((0..IN_FLIGHT.len()).map(|i| f.rate(i)));
