@@ -15,9 +15,6 @@ use crate::target::Target;
 use crate::transport::Transport;
 use crate::version::Version;
 
-/// The call timeout when none is set: oslo's `rpc_response_timeout`, 60 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Overrides for the calls of a [`Client`], as oslo's `RPCClient.prepare()` takes them.
 ///
 /// # Examples
@@ -36,7 +33,7 @@ pub struct CallOptions {
     pub server: Option<Arc<str>>,
     /// Send at this version instead of the target's.
     pub version: Option<Version>,
-    /// Wait this long for replies (default [`DEFAULT_TIMEOUT`]).
+    /// Wait this long for replies (default [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT)).
     pub timeout: Option<Duration>,
     /// Cast to every server on the topic.
     pub fanout: Option<bool>,

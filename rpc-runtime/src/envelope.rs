@@ -1222,8 +1222,7 @@ mod tests {
         assert!(cast.reply_route.is_none());
         assert_eq!(cast.request.method, "note_cast");
         let ctx_obj =
-            decode_request(&sample("21_call_request_context_obj__1_request.body.json"))
-                .unwrap();
+            decode_request(&sample("21_call_request_context_obj__1_request.body.json")).unwrap();
         assert_eq!(ctx_obj.request.context.user_id.as_deref(), Some("u2"));
         assert!(ctx_obj.request.context.is_admin);
         assert_eq!(ctx_obj.request.context.extra["is_admin_project"], true);
@@ -1239,9 +1238,10 @@ mod tests {
         let result: Value = serde_json::from_str(reply.result.unwrap().as_str()).unwrap();
         assert_eq!(result, json!({"pong": "hello", "ctxt_user": "u1"}));
 
-        let (reply, _) =
-            decode_reply(&sample("17_call_raises_custom_not_allowed__2_reply.body.json"))
-                .unwrap();
+        let (reply, _) = decode_reply(&sample(
+            "17_call_raises_custom_not_allowed__2_reply.body.json",
+        ))
+        .unwrap();
         let failure = reply.failure.unwrap();
         assert_eq!(failure.class, "NoValidHost");
         assert_eq!(failure.module, "anchor_exc");
@@ -1258,8 +1258,10 @@ mod tests {
     #[test]
     fn a_captured_oslo_unsupported_version_names_the_version_asked() {
         // oslo's dispatcher names the version only in its sentence; args hold it, kwargs nothing.
-        let (reply, _) =
-            decode_reply(&sample("08_call_version_4_3_unsupported__2_reply.body.json")).unwrap();
+        let (reply, _) = decode_reply(&sample(
+            "08_call_version_4_3_unsupported__2_reply.body.json",
+        ))
+        .unwrap();
         let failure = reply.failure.unwrap();
         assert!(failure.kwargs.is_empty());
         match failure.into_rpc_error("ping") {

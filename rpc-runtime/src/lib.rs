@@ -45,7 +45,7 @@ pub mod transport;
 pub mod upgrade;
 mod version;
 
-pub use crate::client::{CallOptions, Client, DEFAULT_TIMEOUT};
+pub use crate::client::{CallOptions, Client};
 pub use crate::context::{Context, ReadDeleted, new_request_id};
 pub use crate::dispatch::Dispatcher;
 pub use crate::endpoint::{
@@ -59,7 +59,7 @@ pub use crate::server::{DEFAULT_MAX_MESSAGE_SIZE, RpcServer, ServerConfig};
 pub use crate::service::{Service, ServiceBuilder, ServiceError};
 pub use crate::target::Target;
 #[cfg(feature = "amqp")]
-pub use crate::transport::{AmqpOptions, AmqpTransport};
+pub use crate::transport::{AmqpOptions, AmqpTransport, DEFAULT_TIMEOUT};
 pub use crate::transport::{
     BoxFuture, ListenOptions, MemoryBroker, MemoryTransport, Transport, TransportUrl, connect,
     connect_url,

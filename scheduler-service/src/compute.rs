@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rpc_runtime::registry::ServiceRecord;
 use rpc_runtime::service::{HookError, Manager};
-use rpc_runtime::{CallOptions, Context, Transport, rpc_endpoint};
+use rpc_runtime::{BoxFuture, Context, RpcError, rpc_endpoint};
 
 use crate::api::{HostReport, Limits, Resources};
 use crate::error::ClaimRefused;
-use crate::manager::SchedulerManagerClient;
 
 /// The namespace compute node uuids are derived in (uuid v5 of the host name), so a host keeps
 /// its node uuid across restarts.
@@ -44,6 +43,34 @@ impl Usage {
     }
 }
 
+/// Where an agent's capacity reports go. The agent knows only this, not the scheduler's API:
+/// [`rpcapi::scheduler::capacity_reports`](crate::rpcapi::scheduler::capacity_reports) binds it to
+/// the schedulers' `report_capacity` fanout cast, so the two services' modules never import each
+/// other.
+#[derive(Clone)]
+pub struct ReportSink(
+    Arc<dyn Fn(HostReport) -> BoxFuture<'static, Result<(), RpcError>> + Send + Sync>,
+);
+
+impl ReportSink {
+    /// Reports go to `send`.
+    pub fn new(
+        send: impl Fn(HostReport) -> BoxFuture<'static, Result<(), RpcError>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(send))
+    }
+
+    async fn send(&self, report: HostReport) -> Result<(), RpcError> {
+        (self.0)(report).await
+    }
+}
+
+impl std::fmt::Debug for ReportSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReportSink")
+    }
+}
+
 /// The compute agent's manager.
 #[derive(Debug)]
 pub struct ComputeManager {
@@ -51,12 +78,12 @@ pub struct ComputeManager {
     spec: HostSpec,
     node_uuid: String,
     usage: Mutex<Usage>,
-    schedulers: SchedulerManagerClient,
+    reports: ReportSink,
 }
 
 impl ComputeManager {
-    /// An agent for `host`, reporting to the schedulers over `transport`.
-    pub fn new(host: &str, spec: HostSpec, transport: Arc<dyn Transport>) -> Self {
+    /// An agent for `host`, sending its capacity reports to `reports`.
+    pub fn new(host: &str, spec: HostSpec, reports: ReportSink) -> Self {
         // Reports carry a generation that grows across restarts too: start from the clock.
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -69,8 +96,7 @@ impl ComputeManager {
                 instances: BTreeMap::new(),
                 generation: start,
             }),
-            schedulers: SchedulerManagerClient::new(transport)
-                .prepare(CallOptions::new().fanout(true)),
+            reports,
         }
     }
 
@@ -93,11 +119,7 @@ impl ComputeManager {
 
     /// Sends this host's report to every scheduler.
     async fn send_report(&self, report: HostReport) {
-        if let Err(error) = self
-            .schedulers
-            .report_capacity(&Context::new(), report)
-            .await
-        {
+        if let Err(error) = self.reports.send(report).await {
             tracing::warn!(host = %self.host, %error, "could not report capacity");
         }
     }

@@ -17,10 +17,10 @@ pub mod cli;
 pub mod compute;
 pub mod error;
 pub mod manager;
+pub mod rpcapi;
 pub mod scheduler;
 pub mod settings;
 pub mod wiring;
 
-pub use crate::manager::{
-    SchedulerManager, SchedulerManagerClient, SchedulerV3, SchedulerV3Client,
-};
+pub use crate::manager::{SchedulerManager, SchedulerV3};
+pub use crate::rpcapi::scheduler::{SchedulerManagerClient, SchedulerV3Client};

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rpc_runtime::config::Config;
 
 use crate::error::SettingError;
-use crate::scheduler::Filter;
+use crate::scheduler::filters::Filter;
 
 /// The cell uuid selections carry when `[scheduler] cell_uuid` is not set.
 pub const DEFAULT_CELL_UUID: &str = "9d5a5cbd-1b0b-5e1f-9a44-7d0fdc3bd1a0";

@@ -10,6 +10,7 @@ use rpc_runtime::{Service, ServiceError, Transport, TransportError};
 use crate::compute::{ComputeManager, HostSpec};
 use crate::error::SettingError;
 use crate::manager::SchedulerManager;
+use crate::rpcapi::scheduler::capacity_reports;
 use crate::scheduler::{COMPUTE_BINARY, Scheduler};
 use crate::settings::Settings;
 
@@ -113,5 +114,5 @@ pub fn compute_service(
         .availability_zone(spec.availability_zone.clone())
         .transport(Arc::clone(&shared.transport))
         .registry(Arc::clone(&shared.registry))
-        .create(|host| ComputeManager::new(host, spec, transport))?)
+        .create(|host| ComputeManager::new(host, spec, capacity_reports(transport)))?)
 }

@@ -53,6 +53,9 @@ use crate::target::Target;
 /// A boxed, sendable future: what object-safe traits in this crate return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The call timeout when none is set: oslo's `rpc_response_timeout`, 60 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Moves requests to servers and replies back to callers.
 ///
 /// The scheme is chosen at run time from a URL ([`connect`]), so clients and servers hold an
@@ -90,7 +93,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// timeout: [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), or `[DEFAULT] rpc_response_timeout`
     /// for a transport made from configuration ([`Config::connect_transport`](crate::config::Config::connect_transport)).
     fn default_timeout(&self) -> Duration {
-        crate::client::DEFAULT_TIMEOUT
+        DEFAULT_TIMEOUT
     }
 }
 

@@ -18,8 +18,8 @@ use crate::api::{Destinations, Flavor, RequestSpec, Resources};
 use crate::compute::HostSpec;
 use crate::error::NoValidHost;
 use crate::manager::{FilterProperties, LegacyFlavor, LegacyInstanceProperties, LegacyRequestSpec};
+use crate::rpcapi::scheduler::{SchedulerManagerClient, SchedulerV3Client};
 use crate::wiring::{SCHEDULER_BINARY, Shared, compute_service, scheduler_service};
-use crate::{SchedulerManagerClient, SchedulerV3Client};
 
 /// `all-in-one [--database FILE]`.
 #[derive(Debug, Clone, Default, clap::Args)]

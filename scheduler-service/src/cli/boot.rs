@@ -9,7 +9,7 @@ use rpc_runtime::{CallOptions, Context};
 use super::{Failure, load_config};
 use crate::api::{Destinations, Flavor, RequestSpec};
 use crate::manager::{FilterProperties, LegacyFlavor, LegacyInstanceProperties, LegacyRequestSpec};
-use crate::{SchedulerManagerClient, SchedulerV3Client};
+use crate::rpcapi::scheduler::{SchedulerManagerClient, SchedulerV3Client};
 
 /// `boot [--flavor F] [--count N] [--az Z] [--legacy] [config flags]`.
 #[derive(Debug, Clone, clap::Args)]

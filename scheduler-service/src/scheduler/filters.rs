@@ -2,7 +2,7 @@
 
 use crate::api::Resources;
 
-use super::host_view::Candidate;
+use super::candidate::Candidate;
 
 /// A filter, named as nova names it in `[filter_scheduler] enabled_filters`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,17 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::candidate::{Candidate, Liveness};
 use crate::api::{Aggregate, HostReport, Limits, Resources};
 use crate::settings::Settings;
-
-/// A compute service as the registry shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Liveness {
-    /// Its last heartbeat is within `service_down_time`.
-    pub(crate) up: bool,
-    /// An operator disabled it.
-    pub(crate) disabled: bool,
-}
 
 /// One host: its agent's last report plus what happened here since.
 #[derive(Debug, Clone)]
@@ -35,18 +27,6 @@ impl HostState {
             .filter(|(uuid, _)| !self.report.instances.contains(uuid))
             .fold(self.report.used, |used, (_, r)| used.plus(*r))
     }
-}
-
-/// A host as the filters and the weigher see it.
-#[derive(Debug, Clone)]
-pub(crate) struct Candidate<'a> {
-    pub(crate) host: &'a str,
-    pub(crate) zone: &'a str,
-    pub(crate) service: Option<Liveness>,
-    pub(crate) used: Resources,
-    /// Total times the allocation ratio.
-    pub(crate) limit: Resources,
-    report: &'a HostReport,
 }
 
 /// What the scheduler shows of one host (`hosts()`).

@@ -5,7 +5,8 @@
 //! overcommit a host). A request is all or nothing: when one instance cannot be placed, the claims
 //! made for the others are released.
 
-mod filters;
+mod candidate;
+pub mod filters;
 mod host_view;
 #[cfg(test)]
 mod tests;
@@ -17,12 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use rpc_runtime::registry::Registry;
 use rpc_runtime::{CallError, CallOptions, Context, Transport};
 
+use self::candidate::Liveness;
 pub use self::filters::Filter;
 pub use self::host_view::HostSummary;
-use self::host_view::{HostRequest, HostView, Liveness, Placement};
+use self::host_view::{HostRequest, HostView, Placement};
 use crate::api::{Aggregate, HostReport, RequestSpec, Resources, Selection};
-use crate::compute::ComputeManagerClient;
 use crate::error::{ClaimRefused, NoValidHost, Unavailable};
+use crate::rpcapi::compute::ComputeManagerClient;
 use crate::settings::Settings;
 
 /// The binary compute agents register under.

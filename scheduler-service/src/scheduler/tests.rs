@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use super::host_view::{HostRequest, HostView, Liveness};
+use super::candidate::Liveness;
+use super::host_view::{HostRequest, HostView};
 use crate::api::{HostReport, Resources};
 use crate::settings::Settings;
 

@@ -1,7 +1,7 @@
 //! The weigher: free RAM, normalised over the candidates, times `ram_weight_multiplier`
 //! (positive spreads instances over hosts, negative packs them).
 
-use super::host_view::Candidate;
+use super::candidate::Candidate;
 
 /// Orders `candidates` best first: by weight, then by host name so equal hosts order the same
 /// way every time.
