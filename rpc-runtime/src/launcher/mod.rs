@@ -160,7 +160,7 @@ impl Services {
     /// Stops every service at once; `TimedOut` if any abandoned work.
     async fn stop(&mut self) -> StopOutcome {
         let stops = self.services.iter_mut().map(|s| s.stop());
-        let outcomes = join_all(stops.collect()).await;
+        let outcomes = futures_util::future::join_all(stops).await;
         if outcomes.contains(&StopOutcome::TimedOut) {
             StopOutcome::TimedOut
         } else {
@@ -382,28 +382,4 @@ async fn parent_gone(is_worker: bool) {
         })
         .clone();
     let _ = gone.wait_for(|gone| *gone).await;
-}
-
-/// Awaits every future, in parallel.
-async fn join_all<T>(futures: Vec<BoxFuture<'_, T>>) -> Vec<T> {
-    let mut slots: Vec<(BoxFuture<'_, T>, Option<T>)> =
-        futures.into_iter().map(|f| (f, None)).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, done) in &mut slots {
-            if done.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *done = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    slots.into_iter().filter_map(|(_, done)| done).collect()
 }

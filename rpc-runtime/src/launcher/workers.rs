@@ -88,7 +88,7 @@ impl Workers {
                 if waits.is_empty() {
                     std::future::pending().await
                 } else {
-                    first_of(waits).await
+                    futures_util::future::select_all(waits).await.0
                 }
             };
             let due = async move {
@@ -212,18 +212,4 @@ pub(crate) fn terminate(pid: u32) {
     ) {
         tracing::warn!(%error, pid, "could not signal a worker");
     }
-}
-
-/// The first of several futures to finish, with its output.
-async fn first_of<F: std::future::Future + Unpin>(futures: Vec<F>) -> F::Output {
-    let mut futures = futures;
-    std::future::poll_fn(move |cx| {
-        for future in &mut futures {
-            if let std::task::Poll::Ready(output) = std::pin::Pin::new(future).poll(cx) {
-                return std::task::Poll::Ready(output);
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }

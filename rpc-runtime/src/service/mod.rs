@@ -565,12 +565,12 @@ fn executable_name() -> Result<String, ServiceError> {
         .ok_or_else(|| ServiceError::Config("cannot tell the binary's name; set it".into()))
 }
 
+/// This machine's host name, as `socket.gethostname()` gives it to nova.
 fn machine_hostname() -> Result<String, ServiceError> {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| std::fs::read_to_string(path).ok())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
         .map(|name| name.trim().to_owned())
-        .or_else(|| std::env::var("HOSTNAME").ok())
         .filter(|name| !name.is_empty())
         .ok_or_else(|| {
             ServiceError::Config("cannot tell this machine's host name; set `host`".into())
@@ -590,6 +590,11 @@ mod tests {
 
     #[test]
     fn the_machine_has_a_name() {
-        assert!(!machine_hostname().expect("a host name").is_empty());
+        let name = machine_hostname().expect("a host name");
+        assert!(!name.is_empty());
+        // The kernel's name, which `hostname` and Python's socket.gethostname() show too.
+        if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+            assert_eq!(name, kernel.trim());
+        }
     }
 }
