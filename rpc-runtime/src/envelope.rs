@@ -1040,7 +1040,7 @@ impl InnerWriter<'_> {
 
     /// JSON text (arguments, a result), escaped into the outer string.
     fn raw_json(&mut self, text: &str) {
-        escape_into(self.out, text.as_bytes());
+        escape_into(self.out, text);
     }
 
     /// Text that needs no escaping (numbers, a version), formatted in place.
@@ -1051,7 +1051,7 @@ impl InnerWriter<'_> {
 
     /// Any serializable value.
     fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), serde_json::Error> {
-        let text = serde_json::to_vec(value)?;
+        let text = serde_json::to_string(value)?;
         escape_into(self.out, &text);
         Ok(())
     }
@@ -1075,38 +1075,29 @@ fn extend_short(out: &mut Vec<u8>, run: &[u8]) {
     }
 }
 
-/// Appends `bytes` escaped as JSON string content. Multi-byte UTF-8 passes through unchanged.
-fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() + bytes.len() / 4 + 8);
-    let mut rest = bytes;
-    // Copy runs of plain bytes whole; escape the bytes between them. (Runs here are short: a
-    // plain scan beats memchr, measured.)
-    while let Some(i) = rest
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-    {
-        let (run, tail) = rest.split_at(i);
-        extend_short(out, run);
-        let b = tail[0];
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
-        rest = &tail[1..];
+/// Writes a string's content escaped, without its quotes: serde_json's own escaping (a lookup
+/// table, runs copied whole), aimed into the outer string.
+struct Unquoted;
+
+impl serde_json::ser::Formatter for Unquoted {
+    fn begin_string<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        Ok(())
     }
-    out.extend_from_slice(rest);
+
+    fn end_string<W: ?Sized + std::io::Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `text` escaped as JSON string content. Multi-byte UTF-8 passes through unchanged.
+///
+/// serde_json does the escaping: a hand-written loop here lost to it by 1.3x on a nova
+/// `select_destinations` answer (docs/performance.md, "JSON escaping").
+fn escape_into(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len() + text.len() / 4 + 8);
+    let mut serializer = serde_json::Serializer::with_formatter(out, Unquoted);
+    // Writing into a `Vec` cannot fail, and a `str` always serializes.
+    let _ = serde::Serializer::serialize_str(&mut serializer, text);
 }
 
 #[cfg(test)]
@@ -1434,7 +1425,7 @@ mod tests {
     #[test]
     fn escaping_covers_what_json_text_holds() {
         let mut out = Vec::new();
-        escape_into(&mut out, b"{\"a\":\t\"b\\\\c\"\r\n}");
+        escape_into(&mut out, "{\"a\":\t\"b\\\\c\"\r\n}");
         assert_eq!(out, b"{\\\"a\\\":\\t\\\"b\\\\\\\\c\\\"\\r\\n}");
         let text = format!("\"{}\"", String::from_utf8(out).unwrap());
         let back: String = serde_json::from_str(&text).unwrap();

@@ -16,7 +16,8 @@
 //! Run: `cargo bench -p rpc-runtime --bench peers`. Knobs (environment): `BENCH_ROUNDS` (5),
 //! `BENCH_CALLS` (calls per level over RabbitMQ, 20,000; five times that in process),
 //! `BENCH_SEQ_CALLS` (sequential calls, a quarter of `BENCH_CALLS`), `BENCH_GROUPS`
-//! (`in-process,rabbit`), `BENCH_OSLO=0` (leave oslo.messaging out), `BENCH_ONLY_OURS=1` or
+//! (`in-process,rabbit,escaping`; `escaping` times the envelope's one-pass JSON escaping against
+//! two serde_json passes), `BENCH_OSLO=0` (leave oslo.messaging out), `BENCH_ONLY_OURS=1` or
 //! `BENCH_ONLY_RAW=1` (one side, for a profiler), `BENCH_CHART` (where the SVG goes; `0` for
 //! nowhere). Without `--bench` (as `cargo test --bench peers` runs it) it does one small round
 //! and writes no chart: a smoke test of the harness itself.
@@ -24,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 mod chart;
+mod escaping;
 mod in_process;
 mod measure;
 mod oslo;
@@ -36,6 +38,7 @@ use report::{Group, Row};
 /// Which implementations a run measures.
 struct Selection {
     in_process: bool,
+    escaping: bool,
     rabbit: bool,
     oslo: bool,
     ours: bool,
@@ -44,10 +47,12 @@ struct Selection {
 
 impl Selection {
     fn from_env(smoke: bool) -> Self {
-        let groups = std::env::var("BENCH_GROUPS").unwrap_or_else(|_| "in-process,rabbit".into());
+        let groups =
+            std::env::var("BENCH_GROUPS").unwrap_or_else(|_| "in-process,rabbit,escaping".into());
         let set = |name: &str| std::env::var_os(name).is_some_and(|v| v != "0");
         Self {
             in_process: groups.split(',').any(|g| g.trim() == "in-process"),
+            escaping: groups.split(',').any(|g| g.trim() == "escaping"),
             rabbit: groups.split(',').any(|g| g.trim() == "rabbit"),
             oslo: !smoke && std::env::var("BENCH_OSLO").map_or(true, |v| v != "0"),
             ours: !set("BENCH_ONLY_RAW"),
@@ -80,6 +85,9 @@ fn main() {
     };
     let oslo_calls = (calls / 20).max(200);
     let mut select = Selection::from_env(smoke);
+    if select.escaping {
+        escaping::run(smoke);
+    }
     if select.rabbit && !broker_reachable() {
         // As the test harness reads it (tests/support): `true` or `1`.
         let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -216,11 +224,16 @@ fn main() {
         report::check_smoke(&rows, selected);
         return;
     }
+    let panels = report::panels(&rows);
+    if panels.is_empty() {
+        // Nothing was measured for the chart (`BENCH_GROUPS=escaping`): keep the last one.
+        return;
+    }
     if let Some(path) = chart_path() {
         let caption = format!(
             "medians of {rounds} interleaved rounds on one machine (tarpc has no one-way messages); `cargo bench -p rpc-runtime --bench peers`"
         );
-        let svg = chart::render(&report::panels(&rows), &caption);
+        let svg = chart::render(&panels, &caption);
         let written = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
