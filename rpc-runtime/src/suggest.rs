@@ -34,3 +34,16 @@ pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
         .min_by_key(|k| strsim::levenshtein(name, k))
         .copied()
 }
+
+/// ` (did you mean `name`?)` after a message when there is a suggestion, nothing when there is
+/// none: the one wording for every "unknown name" message.
+pub(crate) struct DidYouMean<'a>(pub(crate) Option<&'a str>);
+
+impl std::fmt::Display for DidYouMean<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " (did you mean `{name}`?)"),
+            None => Ok(()),
+        }
+    }
+}

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::registry::DatabaseUrl;
-use crate::suggest::{closest, nearest};
+use crate::suggest::{DidYouMean, closest, nearest};
 use crate::transport::url::parse_bool;
 use crate::transport::{AMQP_OPTION_NAMES, TransportUrl};
 use crate::version::Version;
@@ -349,13 +349,12 @@ impl fmt::Display for ConfigWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: [{}] {} is not an option this service knows; it is ignored",
-            self.origin, self.section, self.key
-        )?;
-        if let Some(suggestion) = &self.suggestion {
-            write!(f, " (did you mean `{suggestion}`?)")?;
-        }
-        Ok(())
+            "{}: [{}] {} is not an option this service knows; it is ignored{}",
+            self.origin,
+            self.section,
+            self.key,
+            DidYouMean(self.suggestion.as_deref())
+        )
     }
 }
 
@@ -548,17 +547,14 @@ fn type_settings(
                 .map_err(|_| invalid(format!("expected whole seconds, not `{value}`")))
         };
         let mut warn = |known: &[&str], only_if_close: bool| {
-            let suggestion = nearest(&key, known);
-            if only_if_close && suggestion.is_none() {
+            if only_if_close && nearest(&key, known).is_none() {
                 return;
             }
             warnings.push(ConfigWarning {
                 origin: origin.clone(),
                 section: section.clone(),
                 key: key.clone(),
-                suggestion: suggestion
-                    .or_else(|| closest(&key, known))
-                    .map(str::to_owned),
+                suggestion: closest(&key, known).map(str::to_owned),
             });
         };
         match (section.as_str(), key.as_str()) {

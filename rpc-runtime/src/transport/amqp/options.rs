@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::error::TransportError;
-use crate::suggest::{closest, nearest};
+use crate::suggest::{DidYouMean, closest};
 use crate::transport::url::parse_bool;
 use crate::transport::{AMQP_OPTION_NAMES as KNOWN, TransportUrl};
 
@@ -102,13 +102,10 @@ impl fmt::Display for UnknownOption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "transport URL: `{}` is not an option this transport knows; it is ignored",
-            self.key
-        )?;
-        if let Some(suggestion) = &self.suggestion {
-            write!(f, " (did you mean `{suggestion}`?)")?;
-        }
-        Ok(())
+            "transport URL: `{}` is not an option this transport knows; it is ignored{}",
+            self.key,
+            DidYouMean(self.suggestion.as_deref())
+        )
     }
 }
 
@@ -225,9 +222,7 @@ impl AmqpOptions {
                 "ssl_ca_file" => return Err(invalid("`ssl_ca_file` must not be empty".into())),
                 other => unknown.push(UnknownOption {
                     key: other.to_owned(),
-                    suggestion: nearest(other, KNOWN)
-                        .or_else(|| closest(other, KNOWN))
-                        .map(str::to_owned),
+                    suggestion: closest(other, KNOWN).map(str::to_owned),
                 }),
             }
         }
