@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn oslo_context_aliases_fill_typed_fields_and_survive() {
-        // The keys oslo.context's RequestContext.to_dict() sends (oslo-wire sample 21).
+        // The keys oslo.context's RequestContext.to_dict() sends (the oslo-wire fixture 21_call_request_context_obj).
         let dict = json!({
             "user": "u2", "project_id": "p2", "project": "p2", "is_admin": true,
             "request_id": "req-ctx-obj", "global_request_id": null, "roles": ["admin"],

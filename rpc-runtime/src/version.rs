@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn compatibility_rule_matches_oslo() {
-        // (served, requested, accepted) — the cases oslo-wire observed, plus the table.
+        // (served, requested, accepted) — the cases observed against a real oslo.messaging server, plus oslo's rules.
         let cases = [
             ("4.1", "4.0", true),
             ("4.1", "4.1", true),

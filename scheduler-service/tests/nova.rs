@@ -23,7 +23,7 @@ use scheduler_service::scheduler::HostSummary;
 use scheduler_service::wiring::{Shared, compute_service, scheduler_service};
 use serde_json::Value;
 
-/// The nova release the captured samples in `shared/nova-wire` come from.
+/// The nova release whose scheduler client the Python side runs.
 const NOVA: &str = "nova==34.0.0";
 
 fn host(vcpus: u64, memory_mb: u64, disk_gb: u64, zone: &str, delay: Duration) -> HostSpec {

@@ -1,9 +1,9 @@
 //! `rabbit://` and `amqp://`: oslo.messaging's rabbit driver on the wire, over lapin.
 //!
-//! Topology, properties and message bodies are oslo's (see `shared/oslo-wire/README.md`): a topic
-//! exchange (`control_exchange`), queues `topic` and `topic.server`, a fanout exchange
-//! `topic_fanout` with one `topic_fanout_<uuid>` queue per server, `reply_<uuid>` reply queues on
-//! the default exchange, replies published mandatory. Servers acknowledge a request before
+//! Topology, properties and message bodies are oslo's (the captures in `tests/fixtures/oslo-wire/`
+//! show them): a topic exchange (`control_exchange`), queues `topic` and `topic.server`, a fanout
+//! exchange `topic_fanout` with one `topic_fanout_<uuid>` queue per server, `reply_<uuid>` reply
+//! queues on the default exchange, replies published mandatory. Servers acknowledge a request before
 //! running it (at most once), as oslo does. Requests to one queue are published through the
 //! default exchange straight to that queue unless `direct_publish=false` (see
 //! [`AmqpOptions::direct_publish`]).
