@@ -90,7 +90,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<Listener, TransportError>>;
 
     /// How long a call made on this transport waits for its reply when the caller sets no
-    /// timeout: [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), or `[DEFAULT] rpc_response_timeout`
+    /// timeout: [`DEFAULT_TIMEOUT`], or `[DEFAULT] rpc_response_timeout`
     /// for a transport made from configuration ([`Config::connect_transport`](crate::config::Config::connect_transport)).
     fn default_timeout(&self) -> Duration {
         DEFAULT_TIMEOUT
