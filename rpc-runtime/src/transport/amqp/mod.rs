@@ -305,7 +305,7 @@ impl Inner {
         declare_queue(
             &channel,
             &self.reply_queue,
-            false,
+            self.options.transient_durable(),
             topology::transient_queue_arguments(&self.options),
         )
         .await?;
@@ -373,7 +373,7 @@ impl Inner {
         declare_queue(
             &channel,
             &listener.fanout_queue,
-            false,
+            options.transient_durable(),
             topology::transient_queue_arguments(options),
         )
         .await?;

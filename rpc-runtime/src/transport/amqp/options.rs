@@ -36,6 +36,19 @@ pub struct AmqpOptions {
     /// Declare topic queues as quorum queues (`rabbit_quorum_queue`; implies durable). Default
     /// `false`.
     pub quorum_queues: bool,
+    /// Declare reply and fanout queues as quorum queues too (`rabbit_transient_quorum_queue`;
+    /// durable, still expiring after [`transient_queues_ttl`](Self::transient_queues_ttl) unused).
+    /// Default `false`, as oslo: they belong to one process and die with it.
+    pub transient_quorum_queues: bool,
+    /// Deliveries of one message before a quorum queue drops it (`rabbit_quorum_delivery_limit`,
+    /// `x-delivery-limit`). Default 0: no limit.
+    pub quorum_delivery_limit: u32,
+    /// Messages a quorum queue keeps in memory (`rabbit_quorum_max_memory_length`,
+    /// `x-max-in-memory-length`). Default 0: no limit.
+    pub quorum_max_memory_length: u32,
+    /// Message bytes a quorum queue keeps in memory (`rabbit_quorum_max_memory_bytes`,
+    /// `x-max-in-memory-bytes`). Default 0: no limit.
+    pub quorum_max_memory_bytes: u64,
     /// Wait for the broker's confirm of every publish (`confirm_publish`). Default `true`, as
     /// oslo.messaging's rabbit driver; `false` trades the guarantee for speed.
     pub publisher_confirms: bool,
@@ -116,6 +129,10 @@ impl Default for AmqpOptions {
             direct_publish: true,
             durable_queues: false,
             quorum_queues: false,
+            transient_quorum_queues: false,
+            quorum_delivery_limit: 0,
+            quorum_max_memory_length: 0,
+            quorum_max_memory_bytes: 0,
             publisher_confirms: true,
             prefetch: None,
             heartbeat: 60,
@@ -172,6 +189,10 @@ impl AmqpOptions {
                     .parse::<u64>()
                     .map_err(|_| invalid(format!("`{key}` must be a whole number, not `{value}`")))
             };
+            let whole = || {
+                u32::try_from(number()?)
+                    .map_err(|_| invalid(format!("`{key}` must be at most {}", u32::MAX)))
+            };
             let small = || {
                 u16::try_from(number()?)
                     .map_err(|_| invalid(format!("`{key}` must be at most 65535")))
@@ -193,6 +214,12 @@ impl AmqpOptions {
                 "direct_publish" => options.direct_publish = flag()?,
                 "amqp_durable_queues" => options.durable_queues = flag()?,
                 "rabbit_quorum_queue" => options.quorum_queues = flag()?,
+                "rabbit_transient_quorum_queue" => options.transient_quorum_queues = flag()?,
+                "rabbit_quorum_delivery_limit" => options.quorum_delivery_limit = whole()?,
+                "rabbit_quorum_max_memory_length" => {
+                    options.quorum_max_memory_length = whole()?;
+                }
+                "rabbit_quorum_max_memory_bytes" => options.quorum_max_memory_bytes = number()?,
                 "confirm_publish" => options.publisher_confirms = flag()?,
                 "rabbit_qos_prefetch_count" => options.prefetch = Some(small()?),
                 "heartbeat_timeout_threshold" => options.heartbeat = small()?,
@@ -234,6 +261,11 @@ impl AmqpOptions {
         self.durable_queues || self.quorum_queues
     }
 
+    /// Whether reply and fanout queues are declared durable: only as quorum queues, which must be.
+    pub(crate) fn transient_durable(&self) -> bool {
+        self.transient_quorum_queues
+    }
+
     /// The prefetch count for a server that runs at most `max_concurrency` requests at once
     /// (0: unlimited).
     pub(crate) fn prefetch_for(&self, max_concurrency: usize) -> u16 {
@@ -256,6 +288,27 @@ mod tests {
 
     fn options(url: &str) -> Result<AmqpOptions, TransportError> {
         AmqpOptions::from_url(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn quorum_options_use_oslo_names() {
+        let o = options(
+            "rabbit://h/?rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true\
+             &rabbit_quorum_delivery_limit=3&rabbit_quorum_max_memory_length=100\
+             &rabbit_quorum_max_memory_bytes=1048576",
+        )
+        .unwrap();
+        assert!(o.quorum_queues && o.transient_quorum_queues && o.transient_durable());
+        assert_eq!(o.quorum_delivery_limit, 3);
+        assert_eq!(o.quorum_max_memory_length, 100);
+        assert_eq!(o.quorum_max_memory_bytes, 1_048_576);
+        let defaults = AmqpOptions::default();
+        assert!(!defaults.transient_quorum_queues && !defaults.transient_durable());
+        assert_eq!(defaults.quorum_delivery_limit, 0);
+        assert!(matches!(
+            options("rabbit://h/?rabbit_quorum_delivery_limit=-1"),
+            Err(TransportError::InvalidUrl { .. })
+        ));
     }
 
     #[test]

@@ -30,24 +30,47 @@ pub(crate) fn reply_queue(unique: &str) -> String {
     format!("reply_{unique}")
 }
 
-/// Arguments of topic queues (`topic`, `topic.server`): none, or quorum.
+/// Arguments of topic queues (`topic`, `topic.server`): none, or quorum with its limits.
 pub(crate) fn topic_queue_arguments(options: &AmqpOptions) -> FieldTable {
     let mut args = FieldTable::default();
     if options.quorum_queues {
-        args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
+        insert_quorum(&mut args, options);
     }
     args
 }
 
-/// Arguments of reply and fanout queues: `x-expires` in milliseconds.
+/// Arguments of reply and fanout queues: `x-expires` in milliseconds, and quorum with its limits
+/// under `rabbit_transient_quorum_queue`.
 pub(crate) fn transient_queue_arguments(options: &AmqpOptions) -> FieldTable {
     let mut args = FieldTable::default();
     let millis = u32::try_from(options.transient_queues_ttl.as_millis()).unwrap_or(u32::MAX);
     args.insert("x-expires".into(), AMQPValue::LongUInt(millis));
+    if options.transient_quorum_queues {
+        insert_quorum(&mut args, options);
+    }
     args
+}
+
+/// `x-queue-type: quorum`, and each limit oslo passes when it is set (not 0).
+fn insert_quorum(args: &mut FieldTable, options: &AmqpOptions) {
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let limits = [
+        ("x-delivery-limit", u64::from(options.quorum_delivery_limit)),
+        (
+            "x-max-in-memory-length",
+            u64::from(options.quorum_max_memory_length),
+        ),
+        ("x-max-in-memory-bytes", options.quorum_max_memory_bytes),
+    ];
+    for (name, limit) in limits {
+        if limit > 0 {
+            let value = i64::try_from(limit).unwrap_or(i64::MAX);
+            args.insert(name.into(), AMQPValue::LongLongInt(value));
+        }
+    }
 }
 
 /// Properties of every message, as kombu sets them; calls add `expiration` (the timeout in ms).
@@ -102,6 +125,54 @@ mod tests {
         assert_eq!(
             transient_queue_arguments(&options).inner().get("x-expires"),
             Some(&AMQPValue::LongUInt(60_000))
+        );
+        // Transient queues stay classic unless asked; limits only where set.
+        assert!(
+            !transient_queue_arguments(&options)
+                .inner()
+                .contains_key("x-queue-type")
+        );
+        assert!(
+            !topic_queue_arguments(&options)
+                .inner()
+                .contains_key("x-delivery-limit")
+        );
+    }
+
+    #[test]
+    fn quorum_limits_and_transient_quorum_queues_follow_oslo() {
+        let mut options = AmqpOptions::default();
+        options.quorum_queues = true;
+        options.transient_quorum_queues = true;
+        options.quorum_delivery_limit = 5;
+        options.quorum_max_memory_length = 1_000;
+        options.quorum_max_memory_bytes = 1 << 20;
+        for args in [
+            topic_queue_arguments(&options),
+            transient_queue_arguments(&options),
+        ] {
+            let args = args.inner();
+            assert_eq!(
+                args.get("x-queue-type"),
+                Some(&AMQPValue::LongString("quorum".into()))
+            );
+            assert_eq!(
+                args.get("x-delivery-limit"),
+                Some(&AMQPValue::LongLongInt(5))
+            );
+            assert_eq!(
+                args.get("x-max-in-memory-length"),
+                Some(&AMQPValue::LongLongInt(1_000))
+            );
+            assert_eq!(
+                args.get("x-max-in-memory-bytes"),
+                Some(&AMQPValue::LongLongInt(1 << 20))
+            );
+        }
+        assert!(
+            transient_queue_arguments(&options)
+                .inner()
+                .contains_key("x-expires")
         );
     }
 
