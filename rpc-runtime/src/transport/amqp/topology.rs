@@ -141,12 +141,14 @@ mod tests {
 
     #[test]
     fn quorum_limits_and_transient_quorum_queues_follow_oslo() {
-        let mut options = AmqpOptions::default();
-        options.quorum_queues = true;
-        options.transient_quorum_queues = true;
-        options.quorum_delivery_limit = 5;
-        options.quorum_max_memory_length = 1_000;
-        options.quorum_max_memory_bytes = 1 << 20;
+        let options = AmqpOptions {
+            quorum_queues: true,
+            transient_quorum_queues: true,
+            quorum_delivery_limit: 5,
+            quorum_max_memory_length: 1_000,
+            quorum_max_memory_bytes: 1 << 20,
+            ..AmqpOptions::default()
+        };
         for args in [
             topic_queue_arguments(&options),
             transient_queue_arguments(&options),
