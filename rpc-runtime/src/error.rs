@@ -218,8 +218,8 @@ fn version_in_oslo_sentence(message: &str) -> Option<Version> {
     word.trim_end_matches('.').parse().ok()
 }
 
-/// What [`RpcError::UnsupportedVersion`] says: the versions asked and served where known, then
-/// the server's own sentence.
+/// What [`RpcError::UnsupportedVersion`] says: the versions asked and served where known; when
+/// the server named no served versions (oslo.messaging's never does), its own sentence instead.
 fn unsupported_version_text(
     method: &str,
     requested: Option<&Version>,
@@ -239,8 +239,7 @@ fn unsupported_version_text(
             .collect::<Vec<_>>()
             .join(", ");
         text.push_str(&format!(" (serves {served})"));
-    }
-    if !message.is_empty() {
+    } else if !message.is_empty() {
         text.push_str(": ");
         text.push_str(message);
     }
@@ -625,7 +624,7 @@ mod tests {
             method: "ping".into(),
             requested: Some(Version::new(4, 3)),
             served: vec![Version::new(4, 1)],
-            message: String::new(),
+            message: "Endpoint does not support RPC version 4.3. Attempted method: ping".into(),
         };
         assert_eq!(
             err.to_string(),

@@ -8,5 +8,6 @@ mod cli;
 mod fixture;
 mod options;
 mod recovery;
+mod replies;
 mod tls;
 mod wire;

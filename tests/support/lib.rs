@@ -242,16 +242,159 @@ impl Drop for Vhost {
 ///
 /// When `rabbitmqctl` cannot run or fails.
 pub fn rabbitmqctl(args: &[&str]) -> String {
-    let output = std::process::Command::new("rabbitmqctl")
+    rabbitmqctl_as("rabbitmqctl", args)
+}
+
+/// Runs one of RabbitMQ's command-line tools (`rabbitmqctl`, `rabbitmq-queues`, …) and returns
+/// its standard output.
+///
+/// # Panics
+///
+/// When the tool cannot run or fails.
+pub fn rabbitmqctl_as(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
         .args(args)
         .output()
-        .expect("rabbitmqctl runs");
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
     assert!(
         output.status.success(),
-        "rabbitmqctl {args:?} failed: {}",
+        "{program} {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The three nodes `scripts/rabbit-cluster start` makes one cluster of: the machine's own and two
+/// more, with their AMQP ports.
+pub const CLUSTER_NODES: [(&str, u16); 3] = [
+    ("rabbit@localhost", 5672),
+    ("rabbit-2@localhost", 5673),
+    ("rabbit-3@localhost", 5674),
+];
+
+/// The project's cluster script.
+pub fn cluster_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rabbit-cluster")
+}
+
+/// The three-node RabbitMQ cluster of `scripts/rabbit-cluster`, for tests that lose a node.
+#[derive(Debug)]
+pub struct Cluster {
+    _private: (),
+}
+
+impl Cluster {
+    /// The cluster, when its three nodes run and are joined. `None` (the test skips) otherwise,
+    /// when skipping is allowed ([`SKIP_MISSING`]).
+    ///
+    /// # Panics
+    ///
+    /// When the cluster is not running and skipping is not allowed.
+    pub fn require() -> Option<Self> {
+        if !require(ExternalService::RabbitMq) {
+            return None;
+        }
+        let running = Self::running_nodes();
+        let all = CLUSTER_NODES
+            .iter()
+            .all(|(node, _)| running.iter().any(|r| r == node));
+        if all {
+            return Some(Self { _private: () });
+        }
+        skip_or_fail(
+            "A three-node RabbitMQ cluster",
+            &format!("is not running (running nodes: {running:?})"),
+            "Start it with `scripts/rabbit-cluster start` (as root; `scripts/rabbit-cluster stop` \
+             leaves the machine's node standalone again)",
+        );
+        None
+    }
+
+    /// The nodes the machine's node sees running in its cluster.
+    pub fn running_nodes() -> Vec<String> {
+        let output = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "cluster_status", "--formatter", "json"])
+            .output();
+        let Ok(output) = output else {
+            return Vec::new();
+        };
+        serde_json::from_slice::<serde_json::Value>(&output.stdout)
+            .ok()
+            .and_then(|status| {
+                status["running_nodes"].as_array().map(|nodes| {
+                    nodes
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    /// A transport URL for `vhost` naming all three nodes, starting with node `first` (0-2) and
+    /// going round, with `query` appended.
+    pub fn url(&self, vhost: &Vhost, first: usize, query: &str) -> String {
+        let hosts: Vec<String> = (0..CLUSTER_NODES.len())
+            .map(|i| {
+                let (_, port) = CLUSTER_NODES[(first + i) % CLUSTER_NODES.len()];
+                format!("guest:guest@127.0.0.1:{port}")
+            })
+            .collect();
+        format!("rabbit://{}/{}{query}", hosts.join(","), vhost.name())
+    }
+
+    /// Kills node `index`'s Erlang VM with SIGKILL, as a crash would.
+    ///
+    /// # Panics
+    ///
+    /// When its OS process cannot be found or signalled.
+    pub fn kill(&self, index: usize) {
+        let (node, _) = CLUSTER_NODES[index];
+        let pid = rabbitmqctl(&["-q", "-n", node, "eval", "os:getpid()."]);
+        let pid: i32 = pid
+            .trim()
+            .trim_matches('"')
+            .parse()
+            .unwrap_or_else(|_| panic!("{node}'s pid: {pid:?}"));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap_or_else(|e| panic!("SIGKILL to {node} ({pid}): {e}"));
+    }
+
+    /// Stops node `index`'s RabbitMQ application gracefully (`rabbitmqctl stop_app`).
+    pub fn stop_app(&self, index: usize) {
+        rabbitmqctl(&["-q", "-n", CLUSTER_NODES[index].0, "stop_app"]);
+    }
+
+    /// Starts node `index`'s application again (`rabbitmqctl start_app`).
+    pub fn start_app(&self, index: usize) {
+        rabbitmqctl(&["-q", "-n", CLUSTER_NODES[index].0, "start_app"]);
+    }
+
+    /// Brings every node back (a killed one is started and rejoins): `scripts/rabbit-cluster
+    /// start`, then `start_app` on each.
+    ///
+    /// # Panics
+    ///
+    /// When the script fails.
+    pub fn restore(&self) {
+        let output = std::process::Command::new(cluster_script())
+            .arg("start")
+            .output()
+            .expect("scripts/rabbit-cluster runs");
+        assert!(
+            output.status.success(),
+            "scripts/rabbit-cluster start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for (node, _) in CLUSTER_NODES {
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(["-q", "-n", node, "start_app"])
+                .output();
+        }
+    }
 }
 
 /// PostgreSQL on this machine (trust auth).

@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 
 use super::pending::PendingCalls;
 use super::{
-    BoxFuture, Delivery, ListenOptions, Listener, ReplySink, Sent, Transport, TransportUrl,
+    BoxFuture, Delivery, ListenOptions, Listener, ReplyKind, ReplySink, Sent, Transport,
+    TransportUrl,
 };
 use crate::envelope::{MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
@@ -192,7 +193,7 @@ impl BrokerState {
 }
 
 impl ReplySink for BrokerState {
-    fn send_reply(&self, reply_q: &str, body: Vec<u8>) -> Sent {
+    fn send_reply(&self, reply_q: &str, body: Vec<u8>, _kind: ReplyKind) -> Sent {
         let waiters = lock(&self.reply_queues)
             .get(reply_q)
             .and_then(Weak::upgrade);

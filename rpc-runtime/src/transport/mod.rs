@@ -46,6 +46,7 @@ pub const AMQP_OPTION_NAMES: &[&str] = &[
     "rabbit_retry_backoff",
     "rabbit_interval_max",
     "kombu_reconnect_delay",
+    "kombu_missing_consumer_retry_timeout",
     "kombu_failover_strategy",
     "ssl",
     "ssl_ca_file",
@@ -233,7 +234,17 @@ pub(crate) fn encode_cast(request: &Request<'_>) -> Vec<u8> {
 pub(crate) trait ReplySink: Send + Sync + 'static {
     /// Publishes an encoded reply to the caller's reply queue. What is still under way owns what
     /// it needs, so the caller's future holds no more than the returned value.
-    fn send_reply(&self, reply_q: &str, body: Vec<u8>) -> Sent;
+    fn send_reply(&self, reply_q: &str, body: Vec<u8>, kind: ReplyKind) -> Sent;
+}
+
+/// Which reply a [`ReplySink`] sends: the final one is worth retrying for a caller that is
+/// reconnecting; a call-monitor heartbeat is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyKind {
+    /// The result or failure that ends the call.
+    Final,
+    /// "Still working" (`ending: false`).
+    Heartbeat,
 }
 
 /// The outcome of [`ReplySink::send_reply`]: already known (an in-process sink, no allocation), or
@@ -492,7 +503,7 @@ impl ReplyTo {
     ///
     /// Fails when the transport cannot publish it.
     pub fn send(self, reply: Reply) -> impl Future<Output = Result<(), TransportError>> + Send {
-        self.publish(&reply).outcome()
+        self.publish(&reply, ReplyKind::Final).outcome()
     }
 
     /// Sends a call-monitor heartbeat ("still working").
@@ -501,13 +512,14 @@ impl ReplyTo {
     ///
     /// Fails when the transport cannot publish it.
     pub fn heartbeat(&self) -> impl Future<Output = Result<(), TransportError>> + Send {
-        self.publish(&Reply::heartbeat()).outcome()
+        self.publish(&Reply::heartbeat(), ReplyKind::Heartbeat)
+            .outcome()
     }
 
-    fn publish(&self, reply: &Reply) -> Sent {
+    fn publish(&self, reply: &Reply, kind: ReplyKind) -> Sent {
         let mut unique = [0; 32];
         let unique_id = envelope::MessageId::new().encode(&mut unique);
         let body = envelope::encode_reply(reply, &self.route.msg_id, unique_id);
-        self.sink.send_reply(&self.route.reply_q, body)
+        self.sink.send_reply(&self.route.reply_q, body, kind)
     }
 }

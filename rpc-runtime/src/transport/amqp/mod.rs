@@ -34,7 +34,8 @@ use self::connection::{Backoff, Session, current_session};
 pub use self::options::{AmqpOptions, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption};
 use super::pending::PendingCalls;
 use super::{
-    Ack, BoxFuture, Delivery, ListenOptions, Listener, ReplySink, Sent, Transport, TransportUrl,
+    Ack, BoxFuture, Delivery, ListenOptions, Listener, ReplyKind, ReplySink, Sent, Transport,
+    TransportUrl,
 };
 use crate::envelope::{MessageId, Reply, Request};
 use crate::error::TransportError;
@@ -504,10 +505,13 @@ impl Inner {
         let describe = || format!("basic_publish {exchange}/{routing_key}");
         self.publish(session, destination, false, body, properties, describe)
             .await
+            .map(|_| ())
     }
 
     /// Publishes, and waits for the broker's confirm when confirms are on.
-    /// `destination` is (exchange, routing key); `describe` names the operation in errors.
+    /// `destination` is (exchange, routing key); `describe` names the operation in errors. A
+    /// `mandatory` message no queue took comes back [`Routed::Returned`] (seen with confirms on,
+    /// oslo's default; without them the broker's return is not waited for).
     async fn publish(
         &self,
         session: &Session,
@@ -516,7 +520,7 @@ impl Inner {
         body: &[u8],
         properties: lapin::BasicProperties,
         describe: impl Fn() -> String + Send,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Routed, TransportError> {
         let outcome = async {
             let confirm = session
                 .publisher
@@ -545,11 +549,12 @@ impl Inner {
                             operation = describe(),
                             "message returned: no queue for it"
                         );
+                        return Ok(Ok(Routed::Returned));
                     }
                     _ => {}
                 }
             }
-            Ok::<_, lapin::Error>(Ok(()))
+            Ok::<_, lapin::Error>(Ok(Routed::Taken))
         }
         .await;
         match outcome {
@@ -618,13 +623,96 @@ async fn drain(mut consumer: Consumer, mut each: impl FnMut(lapin::message::Deli
     }
 }
 
+/// What became of a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routed {
+    /// A queue took it (or confirms are off and nothing said otherwise).
+    Taken,
+    /// Mandatory, and no queue took it: the broker returned it.
+    Returned,
+}
+
 /// Publishes replies for servers, on the transport's current session.
 struct AmqpReplySink {
     inner: Weak<Inner>,
 }
 
+impl AmqpReplySink {
+    /// Publishes a reply once on the current session.
+    async fn publish_reply(
+        inner: &Inner,
+        routing_key: &ShortString,
+        body: &[u8],
+    ) -> Result<Routed, TransportError> {
+        let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+        inner
+            .publish(
+                &session,
+                (ShortString::default(), routing_key.clone()),
+                true,
+                body,
+                topology::message_properties(None),
+                || "basic_publish of a reply".to_owned(),
+            )
+            .await
+    }
+
+    /// Publishes a final reply whose queue was missing again, in a task of its own, until a queue
+    /// takes it or `kombu_missing_consumer_retry_timeout` has passed since the first try (the
+    /// caller may be reconnecting and declaring its queue again, as oslo allows for). Other
+    /// replies never wait for it.
+    fn retry_missing(inner: Weak<Inner>, routing_key: ShortString, body: Vec<u8>) {
+        let Some(timeout) = inner
+            .upgrade()
+            .map(|i| i.options.missing_consumer_retry_timeout)
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            let first = tokio::time::Instant::now();
+            let mut wait = MISSING_REPLY_QUEUE_FIRST_WAIT;
+            loop {
+                if first.elapsed() + wait > timeout {
+                    tracing::warn!(
+                        reply_q = routing_key.as_str(),
+                        waited = ?first.elapsed(),
+                        "dropping a reply: its reply queue is gone and did not come back within \
+                         kombu_missing_consumer_retry_timeout"
+                    );
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(MISSING_REPLY_QUEUE_MAX_WAIT);
+                let Some(inner) = inner.upgrade() else {
+                    return;
+                };
+                match Self::publish_reply(&inner, &routing_key, &body).await {
+                    Ok(Routed::Taken) => {
+                        tracing::debug!(
+                            reply_q = routing_key.as_str(),
+                            after = ?first.elapsed(),
+                            "a reply found its queue again"
+                        );
+                        return;
+                    }
+                    Ok(Routed::Returned) => {}
+                    Err(error) => {
+                        tracing::debug!(%error, "retrying a reply whose queue was gone");
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The first wait before a reply whose queue is gone is published again; it doubles up to
+/// [`MISSING_REPLY_QUEUE_MAX_WAIT`].
+const MISSING_REPLY_QUEUE_FIRST_WAIT: Duration = Duration::from_millis(250);
+/// The longest wait between two tries of a reply whose queue is gone.
+const MISSING_REPLY_QUEUE_MAX_WAIT: Duration = Duration::from_secs(2);
+
 impl ReplySink for AmqpReplySink {
-    fn send_reply(&self, reply_q: &str, body: Vec<u8>) -> Sent {
+    fn send_reply(&self, reply_q: &str, body: Vec<u8>, kind: ReplyKind) -> Sent {
         let Some(inner) = self.inner.upgrade() else {
             return Sent::Now(Err(TransportError::Closed));
         };
@@ -633,18 +721,19 @@ impl ReplySink for AmqpReplySink {
             Ok(routing_key) => routing_key,
             Err(error) => return Sent::Now(Err(error)),
         };
+        let weak = self.inner.clone();
         Sent::Later(Box::pin(async move {
-            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
-            inner
-                .publish(
-                    &session,
-                    (ShortString::default(), routing_key),
-                    true,
-                    &body,
-                    topology::message_properties(None),
-                    || "basic_publish of a reply".to_owned(),
-                )
-                .await
+            let routed = Self::publish_reply(&inner, &routing_key, &body).await?;
+            if routed == Routed::Returned {
+                match kind {
+                    ReplyKind::Final => Self::retry_missing(weak, routing_key, body),
+                    ReplyKind::Heartbeat => tracing::debug!(
+                        reply_q = routing_key.as_str(),
+                        "a call-monitor heartbeat found no reply queue"
+                    ),
+                }
+            }
+            Ok(())
         }))
     }
 }

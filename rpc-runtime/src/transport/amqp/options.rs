@@ -74,6 +74,11 @@ pub struct AmqpOptions {
     /// The wait before reconnecting after a connection broke or the broker cancelled a consumer
     /// (`kombu_reconnect_delay`). Default 1 s, as oslo.
     pub reconnect_delay: Duration,
+    /// How long a server keeps trying a reply whose reply queue is gone
+    /// (`kombu_missing_consumer_retry_timeout`), in case the caller is reconnecting and declares
+    /// it again; then the reply is dropped with one log line. Default 60 s, as oslo. Needs
+    /// publisher confirms (the default) to see that the queue is gone.
+    pub missing_consumer_retry_timeout: Duration,
     /// Which host of a multi-host URL is tried next (`kombu_failover_strategy`). Default
     /// round-robin, as oslo.
     pub failover_strategy: FailoverStrategy,
@@ -141,6 +146,7 @@ impl Default for AmqpOptions {
             retry_backoff: Duration::from_secs(2),
             interval_max: Duration::from_secs(30),
             reconnect_delay: Duration::from_secs(1),
+            missing_consumer_retry_timeout: Duration::from_secs(60),
             failover_strategy: FailoverStrategy::RoundRobin,
             tls: false,
             ssl_ca_file: None,
@@ -230,6 +236,9 @@ impl AmqpOptions {
                 "rabbit_retry_backoff" => options.retry_backoff = seconds()?,
                 "rabbit_interval_max" => options.interval_max = seconds()?,
                 "kombu_reconnect_delay" => options.reconnect_delay = seconds()?,
+                "kombu_missing_consumer_retry_timeout" => {
+                    options.missing_consumer_retry_timeout = seconds()?;
+                }
                 "kombu_failover_strategy" => {
                     options.failover_strategy = match value.as_str() {
                         "round-robin" => FailoverStrategy::RoundRobin,
@@ -303,6 +312,16 @@ mod tests {
         assert_eq!(o.quorum_max_memory_length, 100);
         assert_eq!(o.quorum_max_memory_bytes, 1_048_576);
         let defaults = AmqpOptions::default();
+        assert_eq!(
+            defaults.missing_consumer_retry_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            options("rabbit://h/?kombu_missing_consumer_retry_timeout=1.5")
+                .unwrap()
+                .missing_consumer_retry_timeout,
+            Duration::from_millis(1500)
+        );
         assert!(!defaults.transient_quorum_queues && !defaults.transient_durable());
         assert_eq!(defaults.quorum_delivery_limit, 0);
         assert!(matches!(

@@ -1,0 +1,451 @@
+//! A three-node RabbitMQ cluster (`scripts/rabbit-cluster start`): quorum queues spread over the
+//! nodes, and calls and casts under load while one node is killed hard and another stopped.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rpc_integration_tests::{CLUSTER_NODES, Cluster, Vhost};
+use rpc_runtime::{
+    CallOptions, Client, Context, RpcServer, ServerConfig, Target, Transport, rpc_endpoint,
+};
+use tokio::sync::watch;
+
+/// Tests here kill and stop nodes: one at a time.
+static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(Default)]
+struct Echo {
+    /// The ids of the casts that arrived.
+    noted: Mutex<HashSet<u64>>,
+    /// Told when the marker cast, sent after all others, arrives.
+    marker: tokio::sync::Notify,
+}
+
+#[rpc_endpoint(topic = "cluster", version = "1.1")]
+impl Echo {
+    #[rpc]
+    async fn echo(&self, _ctx: &Context, value: i64) -> i64 {
+        value
+    }
+
+    #[rpc(since = "1.1", cast)]
+    async fn note(&self, _ctx: &Context, id: u64) {
+        self.noted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id);
+        if id == MARKER {
+            self.marker.notify_waiters();
+        }
+    }
+}
+
+/// The cast sent after all the others.
+const MARKER: u64 = u64::MAX;
+
+/// Brings every node back even when a test fails half-way.
+struct RestoreOnDrop<'a>(&'a Cluster);
+
+impl Drop for RestoreOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.restore();
+    }
+}
+
+/// `rabbitmqctl list_queues -p <vhost> name type`, as (name, type).
+fn queue_types(vhost: &Vhost) -> Vec<(String, String)> {
+    vhost
+        .queues(&["name", "type"])
+        .into_iter()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queues_have_a_member_on_every_node() {
+    let _one_at_a_time = CLUSTER.lock().await;
+    let Some(cluster) = Cluster::require() else {
+        return;
+    };
+    let Some(vhost) = Vhost::create("cluster-quorum") else {
+        return;
+    };
+    let topic = rpc_integration_tests::unique_name("quorum");
+    for (transient, suffix) in [(false, "classic"), (true, "quorum")] {
+        let query = format!(
+            "?rabbit_quorum_queue=true&rabbit_transient_quorum_queue={transient}\
+             &rabbit_quorum_delivery_limit=5"
+        );
+        let transport = rpc_runtime::connect(&cluster.url(&vhost, 1, &query))
+            .await
+            .expect("connect to the cluster");
+        let topic = format!("{topic}-{suffix}");
+        let server = RpcServer::start(
+            Arc::clone(&transport),
+            Target::new(topic.as_str()).with_server("h1"),
+            vec![Arc::new(Echo::default())],
+            ServerConfig::default(),
+        )
+        .await
+        .expect("serve");
+        let client = EchoClient::from_client(Client::new(
+            Arc::clone(&transport),
+            Target::new(topic.as_str()),
+        ));
+        assert_eq!(client.echo(&Context::new(), 7).await.expect("a call"), 7);
+        let types = queue_types(&vhost);
+        let type_of = |name: &str| {
+            types
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.as_str())
+                .unwrap_or_else(|| panic!("no queue {name}: {types:?}"))
+        };
+        assert_eq!(type_of(&topic), "quorum");
+        assert_eq!(type_of(&format!("{topic}.h1")), "quorum");
+        let transient_type = if transient { "quorum" } else { "classic" };
+        for (name, kind) in &types {
+            if name.starts_with(&format!("{topic}_fanout_")) || name.starts_with("reply_") {
+                assert_eq!(
+                    kind, transient_type,
+                    "{name} with transient quorum {transient}"
+                );
+            }
+        }
+        // Each quorum queue has a member on each of the three nodes.
+        let status = rpc_integration_tests::rabbitmqctl_as(
+            "rabbitmq-queues",
+            &[
+                "-q",
+                "quorum_status",
+                &topic,
+                "-p",
+                vhost.name(),
+                "--formatter",
+                "json",
+            ],
+        );
+        for (node, _) in CLUSTER_NODES {
+            assert!(
+                status.contains(node),
+                "{node} holds no member of {topic}: {status}"
+            );
+        }
+        server.stop().await;
+    }
+}
+
+/// Calls and casts per mode, and how many run at once.
+const CALLS: u64 = 10_000;
+const CASTS: u64 = 10_000;
+const CLIENTS: usize = 4;
+const IN_FLIGHT_PER_CLIENT: usize = 8;
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the killed node stays dead, and the stopped one stopped.
+const OUTAGE: Duration = Duration::from_secs(3);
+
+/// What one mode saw.
+#[derive(Debug, Default)]
+struct Outcome {
+    calls_ok: u64,
+    calls_failed: u64,
+    slowest_call: Duration,
+    /// Per client, the longest time without a successful call.
+    longest_gap: Vec<Duration>,
+    casts_sent: u64,
+    casts_refused: u64,
+    casts_lost: u64,
+}
+
+/// Two servers and four clients of one mode, on a vhost of their own, connected to different
+/// nodes; the first server (on node 1, the one killed) declares the topic queue, so a quorum
+/// queue's leader starts there.
+struct Load {
+    vhost: Vhost,
+    topic: String,
+    servers: Vec<(RpcServer, Arc<Echo>)>,
+    clients: Vec<(Arc<dyn Transport>, EchoClient)>,
+}
+
+impl Load {
+    async fn start(cluster: &Cluster, prefix: &str, query: &str) -> Option<Self> {
+        let vhost = Vhost::create(prefix)?;
+        let topic = rpc_integration_tests::unique_name(prefix);
+        let mut servers = Vec::new();
+        for (i, first) in [1, 2].into_iter().enumerate() {
+            let transport = rpc_runtime::connect(&cluster.url(&vhost, first, query))
+                .await
+                .expect("a server connects");
+            let echo = Arc::new(Echo::default());
+            let server = RpcServer::start(
+                transport,
+                Target::new(topic.as_str()).with_server(format!("h{i}")),
+                vec![Arc::clone(&echo) as Arc<dyn rpc_runtime::Endpoint>],
+                ServerConfig::default().with_max_concurrency(64),
+            )
+            .await
+            .expect("serve");
+            servers.push((server, echo));
+        }
+        let mut clients = Vec::new();
+        for i in 0..CLIENTS {
+            let transport = rpc_runtime::connect(&cluster.url(&vhost, i % 3, query))
+                .await
+                .expect("a client connects");
+            let client = EchoClient::from_client(Client::new(
+                Arc::clone(&transport),
+                Target::new(topic.as_str()),
+            ))
+            .prepare(CallOptions::new().timeout(CALL_TIMEOUT));
+            clients.push((transport, client));
+        }
+        Some(Self {
+            vhost,
+            topic,
+            servers,
+            clients,
+        })
+    }
+
+    /// Runs the calls and casts; `progress` counts calls ended.
+    fn run(&self, progress: Arc<watch::Sender<u64>>) -> tokio::task::JoinHandle<Outcome> {
+        let next_call = Arc::new(AtomicU64::new(0));
+        let next_cast = Arc::new(AtomicU64::new(0));
+        let sent: Arc<Mutex<HashSet<u64>>> = Arc::default();
+        let outcome: Arc<Mutex<Outcome>> = Arc::new(Mutex::new(Outcome {
+            longest_gap: vec![Duration::ZERO; CLIENTS],
+            ..Outcome::default()
+        }));
+        let mut workers = Vec::new();
+        for (index, (_, client)) in self.clients.iter().enumerate() {
+            let last_success = Arc::new(Mutex::new(Instant::now()));
+            for _ in 0..IN_FLIGHT_PER_CLIENT {
+                let client = client.clone();
+                let (next_call, next_cast) = (next_call.clone(), next_cast.clone());
+                let (sent, outcome) = (sent.clone(), outcome.clone());
+                let (progress, last_success) = (progress.clone(), last_success.clone());
+                workers.push(tokio::spawn(async move {
+                    loop {
+                        let call = next_call.fetch_add(1, Ordering::Relaxed);
+                        let cast = next_cast.fetch_add(1, Ordering::Relaxed);
+                        if call >= CALLS && cast >= CASTS {
+                            return;
+                        }
+                        if call < CALLS {
+                            let started = Instant::now();
+                            let result = client.echo(&Context::new(), call as i64).await;
+                            let took = started.elapsed();
+                            let ok = result.is_ok();
+                            {
+                                let mut o = outcome.lock().expect("outcome");
+                                o.slowest_call = o.slowest_call.max(took);
+                                match result {
+                                    Ok(v) => {
+                                        assert_eq!(v, call as i64);
+                                        o.calls_ok += 1;
+                                        let mut last = last_success.lock().expect("last");
+                                        let gap = last.elapsed();
+                                        o.longest_gap[index] = o.longest_gap[index].max(gap);
+                                        *last = Instant::now();
+                                    }
+                                    Err(_) => o.calls_failed += 1,
+                                }
+                            }
+                            progress.send_modify(|n| *n += 1);
+                            if !ok {
+                                // A caller that failed retries a little later, as callers do.
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                        if cast < CASTS {
+                            let result = client.note(&Context::new(), cast).await;
+                            let mut o = outcome.lock().expect("outcome");
+                            match result {
+                                Ok(()) => {
+                                    o.casts_sent += 1;
+                                    sent.lock().expect("sent").insert(cast);
+                                }
+                                Err(_) => o.casts_refused += 1,
+                            }
+                        }
+                    }
+                }));
+            }
+        }
+        let echoes: Vec<Arc<Echo>> = self.servers.iter().map(|(_, e)| Arc::clone(e)).collect();
+        let marker_client = self.clients[0].1.clone();
+        tokio::spawn(async move {
+            for worker in workers {
+                worker.await.expect("a load worker");
+            }
+            // Everything not lost has arrived once a last cast has, on either server (each
+            // server's share of the one queue comes in order).
+            let arrived = async {
+                let waits: Vec<_> = echoes
+                    .iter()
+                    .map(|e| Box::pin(e.marker.notified()))
+                    .collect();
+                marker_client
+                    .note(&Context::new(), MARKER)
+                    .await
+                    .expect("the marker cast");
+                futures::future::select_all(waits).await;
+            };
+            assert!(
+                tokio::time::timeout(Duration::from_secs(30), arrived)
+                    .await
+                    .is_ok(),
+                "the marker cast never arrived within 30 s"
+            );
+            let noted: HashSet<u64> = echoes
+                .iter()
+                .flat_map(|e| e.noted.lock().expect("noted").clone())
+                .collect();
+            let mut outcome = std::mem::take(&mut *outcome.lock().expect("outcome"));
+            outcome.casts_lost = sent
+                .lock()
+                .expect("sent")
+                .iter()
+                .filter(|id| !noted.contains(id))
+                .count() as u64;
+            outcome
+        })
+    }
+
+    async fn stop(self) {
+        for (server, _) in self.servers {
+            server.stop().await;
+        }
+        drop(self.clients);
+        drop(self.vhost);
+        let _ = self.topic;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_casts_go_on_while_nodes_are_killed_and_stopped() {
+    let _one_at_a_time = CLUSTER.lock().await;
+    let Some(cluster) = Cluster::require() else {
+        return;
+    };
+    let modes = [
+        (
+            "quorum queues, publisher confirms",
+            "?rabbit_quorum_queue=true&confirm_publish=true",
+            true,
+        ),
+        (
+            "classic queues, no confirms",
+            "?confirm_publish=false",
+            false,
+        ),
+    ];
+    let mut loads = Vec::new();
+    for (mode, query, _) in &modes {
+        let prefix = if query.contains("quorum") {
+            "node-loss-q"
+        } else {
+            "node-loss-c"
+        };
+        let Some(load) = Load::start(&cluster, prefix, query).await else {
+            return;
+        };
+        eprintln!("{mode}: serving topic {}", load.topic);
+        loads.push(load);
+    }
+    let leader = rpc_integration_tests::rabbitmqctl_as(
+        "rabbitmqctl",
+        &[
+            "-q",
+            "list_queues",
+            "-p",
+            loads[0].vhost.name(),
+            "name",
+            "leader",
+        ],
+    );
+    eprintln!(
+        "quorum leaders before the kill: {}",
+        leader.trim().replace('\n', "; ")
+    );
+
+    let mut progress = Vec::new();
+    let mut runs = Vec::new();
+    for load in &loads {
+        let (tx, rx) = watch::channel(0_u64);
+        runs.push(load.run(Arc::new(tx)));
+        progress.push(rx);
+    }
+    let _restore = RestoreOnDrop(&cluster);
+    let wait_progress = |at: u64| {
+        let mut progress = progress.clone();
+        async move {
+            for p in &mut progress {
+                p.wait_for(|n| *n >= at).await.expect("progress");
+            }
+        }
+    };
+    // A node killed hard at a fifth of the calls, started again after the outage.
+    wait_progress(CALLS / 5).await;
+    let killed = Instant::now();
+    tokio::task::block_in_place(|| cluster.kill(1));
+    // The outage's length, not a wait for readiness.
+    tokio::time::sleep(OUTAGE).await;
+    tokio::task::block_in_place(|| cluster.restore());
+    eprintln!(
+        "{} killed and back after {:.1?}",
+        CLUSTER_NODES[1].0,
+        killed.elapsed()
+    );
+    // Another stopped gracefully at three fifths.
+    wait_progress(CALLS * 3 / 5).await;
+    let stopped = Instant::now();
+    tokio::task::block_in_place(|| cluster.stop_app(2));
+    tokio::time::sleep(OUTAGE).await;
+    tokio::task::block_in_place(|| cluster.start_app(2));
+    eprintln!(
+        "{} stopped and back after {:.1?}",
+        CLUSTER_NODES[2].0,
+        stopped.elapsed()
+    );
+
+    let mut outcomes = Vec::new();
+    for run in runs {
+        outcomes.push(run.await.expect("a mode's load"));
+    }
+    for load in loads {
+        load.stop().await;
+    }
+    for ((mode, _, must_keep_all), o) in modes.iter().zip(&outcomes) {
+        eprintln!(
+            "{mode}: calls {} ok / {} failed (slowest {:.1?}); longest time without an answer, \
+             per client: {:.1?}; casts {} sent / {} refused / {} lost",
+            o.calls_ok,
+            o.calls_failed,
+            o.slowest_call,
+            o.longest_gap,
+            o.casts_sent,
+            o.casts_refused,
+            o.casts_lost,
+        );
+        assert_eq!(
+            o.calls_ok + o.calls_failed,
+            CALLS,
+            "{mode}: a call never ended"
+        );
+        assert!(
+            o.slowest_call < CALL_TIMEOUT + Duration::from_secs(1),
+            "{mode}: a call ended past its timeout: {:?}",
+            o.slowest_call
+        );
+        assert_eq!(o.casts_sent + o.casts_refused, CASTS, "{mode}");
+        if *must_keep_all {
+            assert_eq!(o.casts_lost, 0, "{mode}: confirmed casts were lost");
+        }
+    }
+}
