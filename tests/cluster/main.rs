@@ -1,5 +1,6 @@
 //! A three-node RabbitMQ cluster (`scripts/rabbit-cluster start`): quorum queues spread over the
-//! nodes, and calls and casts under load while one node is killed hard and another stopped.
+//! nodes, calls and casts under load while one node is killed hard and another stopped, and a
+//! rolling restart of every node under a steady client.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -469,4 +470,110 @@ async fn calls_and_casts_go_on_while_nodes_are_killed_and_stopped() {
             }
         }
     }
+}
+
+/// The steady rate of the rolling-restart client: a call every this long.
+const STEADY_EVERY: Duration = Duration::from_millis(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
+    let _one_at_a_time = CLUSTER.lock().await;
+    let Some(cluster) = Cluster::require() else {
+        return;
+    };
+    let Some(vhost) = Vhost::create("rolling") else {
+        return;
+    };
+    let query = "?rabbit_quorum_queue=true&confirm_publish=true";
+    let topic = rpc_integration_tests::unique_name("rolling");
+    let mut servers = Vec::new();
+    for (i, first) in [1, 2].into_iter().enumerate() {
+        let transport = rpc_runtime::connect(&cluster.url(&vhost, first, query))
+            .await
+            .expect("a server connects");
+        servers.push(
+            RpcServer::start(
+                transport,
+                Target::new(topic.as_str()).with_server(format!("h{i}")),
+                vec![Arc::new(Echo::default())],
+                ServerConfig::default(),
+            )
+            .await
+            .expect("serve"),
+        );
+    }
+    // The client's timeout is longer than one node's restart.
+    let client = EchoClient::from_client(Client::new(
+        rpc_runtime::connect(&cluster.url(&vhost, 0, query))
+            .await
+            .expect("the client connects"),
+        Target::new(topic.as_str()),
+    ))
+    .prepare(CallOptions::new().timeout(Duration::from_secs(15)));
+    assert_eq!(
+        client.echo(&Context::new(), 0).await.expect("a first call"),
+        0
+    );
+
+    let (done, mut stop) = watch::channel(false);
+    let calling = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(STEADY_EVERY);
+        let (mut ok, mut failed) = (0_u64, Vec::new());
+        let mut last_answer = Instant::now();
+        let mut longest_gap = Duration::ZERO;
+        let mut n = 0_i64;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = ticker.tick() => {}
+            }
+            n += 1;
+            match client.echo(&Context::new(), n).await {
+                Ok(v) => {
+                    assert_eq!(v, n);
+                    ok += 1;
+                    longest_gap = longest_gap.max(last_answer.elapsed());
+                    last_answer = Instant::now();
+                }
+                Err(error) => failed.push(error.to_string()),
+            }
+        }
+        (ok, failed, longest_gap)
+    });
+    let _restore = RestoreOnDrop(&cluster);
+    let rolled = Instant::now();
+    for node in 0..CLUSTER_NODES.len() {
+        let started = Instant::now();
+        tokio::task::block_in_place(|| cluster.stop_app(node));
+        tokio::task::block_in_place(|| cluster.start_app(node));
+        eprintln!(
+            "{} restarted in {:.1?}",
+            CLUSTER_NODES[node].0,
+            started.elapsed()
+        );
+    }
+    let rolled = rolled.elapsed();
+    // A last call after the roll, then the steady client stops.
+    done.send(true).expect("the client listens");
+    let (ok, failed, longest_gap) = calling.await.expect("the steady client");
+    eprintln!(
+        "rolling restart of 3 nodes in {rolled:.1?}: {ok} calls answered, {} failed, longest \
+         time without an answer {longest_gap:.1?}; failures: {failed:?}",
+        failed.len()
+    );
+    for server in servers {
+        server.stop().await;
+    }
+    assert!(ok > 0, "no call was answered during the roll");
+    // A call in flight on the client's own node when that node stops fails at once
+    // (ConnectionLost); nothing else may.
+    assert!(
+        failed.len() <= CLUSTER_NODES.len(),
+        "{} calls failed: {failed:?}",
+        failed.len()
+    );
+    assert!(
+        longest_gap < Duration::from_secs(15),
+        "the client went {longest_gap:?} without an answer"
+    );
 }
