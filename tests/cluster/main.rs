@@ -542,18 +542,14 @@ async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
     });
     let _restore = RestoreOnDrop(&cluster);
     let rolled = Instant::now();
-    for node in 0..CLUSTER_NODES.len() {
+    for (index, (node, _)) in CLUSTER_NODES.iter().enumerate() {
         let started = Instant::now();
-        tokio::task::block_in_place(|| cluster.stop_app(node));
-        tokio::task::block_in_place(|| cluster.start_app(node));
-        eprintln!(
-            "{} restarted in {:.1?}",
-            CLUSTER_NODES[node].0,
-            started.elapsed()
-        );
+        tokio::task::block_in_place(|| cluster.stop_app(index));
+        tokio::task::block_in_place(|| cluster.start_app(index));
+        eprintln!("{node} restarted in {:.1?}", started.elapsed());
     }
     let rolled = rolled.elapsed();
-    // A last call after the roll, then the steady client stops.
+    // The roll is over: the steady client stops.
     done.send(true).expect("the client listens");
     let (ok, failed, longest_gap) = calling.await.expect("the steady client");
     eprintln!(
