@@ -323,9 +323,9 @@ impl Load {
         for (server, _) in self.servers {
             server.stop().await;
         }
+        // Clients before the vhost: their connections close before it is deleted.
         drop(self.clients);
         drop(self.vhost);
-        let _ = self.topic;
     }
 }
 
