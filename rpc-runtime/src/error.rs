@@ -482,9 +482,6 @@ pub enum TransportError {
     /// The transport is reconnecting and had no connection within the call's time.
     #[error("not connected to the broker (reconnecting)")]
     NotConnected,
-    /// The connection broke while the call was in flight; the request may or may not have run.
-    #[error("the connection to the broker was lost while the call was in flight")]
-    ConnectionLost,
     /// The broker refused an operation (a declaration with other flags, a missing exchange).
     #[error("the broker refused `{operation}`: {reason}")]
     Broker {

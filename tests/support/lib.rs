@@ -9,7 +9,7 @@ pub mod fuzzing;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Whether this run is CI (`CI=true` or `CI=1`).
 pub fn is_ci() -> bool {
@@ -225,6 +225,41 @@ impl Vhost {
     /// Deletes a queue in this vhost.
     pub fn delete_queue(&self, queue: &str) {
         rabbitmqctl(&["delete_queue", "-p", &self.name, queue]);
+    }
+
+    /// The names of the connections open to this vhost, sorted (a reconnect changes them: each
+    /// connection's name ends in a fresh uuid).
+    pub fn connections(&self) -> Vec<String> {
+        let mut names: Vec<String> = rabbitmqctl(&[
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "vhost",
+            "name",
+        ])
+        .lines()
+        .filter_map(|line| {
+            let (vhost, name) = line.split_once('\t')?;
+            (vhost == self.name).then(|| name.to_owned())
+        })
+        .collect();
+        names.sort();
+        names
+    }
+
+    /// Waits until `queue` exists in this vhost and has `consumers` consumers, asking the broker
+    /// again after each answer, for at most `timeout`; whether it did.
+    pub fn wait_for_consumers(&self, queue: &str, consumers: u32, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let wanted = format!("{queue}\t{consumers}");
+        loop {
+            if self.queues(&["name", "consumers"]).contains(&wanted) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+        }
     }
 }
 

@@ -84,7 +84,7 @@ impl PendingCalls {
         }
     }
 
-    /// Fails every waiting call, for example when the connection is lost.
+    /// Fails every waiting call, when the transport closes.
     #[cfg_attr(not(feature = "amqp"), allow(dead_code))]
     pub(crate) fn fail_all(&self, error: impl Fn() -> TransportError) {
         let waiters: Vec<Waiter> = lock(&self.waiters).drain().map(|(_, w)| w).collect();

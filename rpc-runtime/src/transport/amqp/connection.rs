@@ -284,6 +284,22 @@ pub(crate) async fn current_session(
     }
 }
 
+/// Waits for a live session newer than generation `after` (the one that broke), up to
+/// `timeout`.
+pub(crate) async fn next_session(
+    session: &watch::Sender<Option<Arc<Session>>>,
+    after: u64,
+    timeout: Duration,
+) -> Result<Arc<Session>, TransportError> {
+    let mut rx = session.subscribe();
+    let newer = rx.wait_for(|s| s.as_ref().is_some_and(|s| s.generation > after));
+    match tokio::time::timeout(timeout, newer).await {
+        Ok(Ok(guard)) => guard.clone().ok_or(TransportError::NotConnected),
+        Ok(Err(_)) => Err(TransportError::Closed),
+        Err(_) => Err(TransportError::NotConnected),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,9 +53,15 @@ const RESTORE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The RabbitMQ transport.
 ///
 /// One connection per transport, reopened by a supervisor task with backoff when it breaks: the
-/// reply queue and every listener's queues are redeclared and consumed again. Calls in flight when
-/// the connection breaks fail with [`TransportError::ConnectionLost`]; new calls wait for the
-/// connection up to their timeout.
+/// reply queue and every listener's queues are redeclared and consumed again. The reply queue
+/// keeps its name across reconnects, so calls in flight when the connection breaks keep waiting
+/// for their reply up to their timeout (servers publish again a reply whose queue is missing,
+/// see [`AmqpOptions::missing_consumer_retry_timeout`]); a request whose publish broke with the
+/// connection is published again on the next one, as oslo's default `retry=None` does. New
+/// calls wait for the connection up to their timeout.
+///
+/// A consumer the broker cancels while the connection lives (its queue deleted, say) is
+/// declared and consumed again on its own, without a reconnect.
 pub struct AmqpTransport {
     inner: Arc<Inner>,
 }
@@ -93,6 +99,37 @@ struct ListenerSpec {
     consuming: Mutex<Option<(Channel, Vec<String>)>>,
     /// Set when the listener is dropped, so the end of its consumers is expected.
     stopping: AtomicBool,
+}
+
+/// The queues a listener consumes, as oslo names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListenerQueue {
+    /// `topic`: shared by every server of the topic.
+    Topic,
+    /// `topic.server`: this server's own.
+    Server,
+    /// `topic_fanout_<uuid>`: this server's copy of the topic's fanout casts.
+    Fanout,
+}
+
+impl ListenerSpec {
+    /// The queues this listener consumes: the server queue only when it has a server name.
+    fn queues(&self) -> Vec<ListenerQueue> {
+        let mut queues = vec![ListenerQueue::Topic];
+        if self.target.server.is_some() {
+            queues.push(ListenerQueue::Server);
+        }
+        queues.push(ListenerQueue::Fanout);
+        queues
+    }
+
+    fn queue_name(&self, queue: ListenerQueue) -> Cow<'_, str> {
+        match queue {
+            ListenerQueue::Topic => Cow::Borrowed(&self.target.topic),
+            ListenerQueue::Server => self.target.routing_key(),
+            ListenerQueue::Fanout => Cow::Borrowed(&self.fanout_queue),
+        }
+    }
 }
 
 impl fmt::Debug for AmqpTransport {
@@ -221,7 +258,8 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
             generation = session.generation,
             "connection to RabbitMQ lost; reconnecting"
         );
-        inner.calls.fail_all(|| TransportError::ConnectionLost);
+        // Calls in flight keep waiting: their replies come to the same queue name on the next
+        // connection (servers retry a reply whose queue is missing meanwhile).
         session.close().await;
         // oslo's `kombu_reconnect_delay`, then rounds over the hosts from the one after the host
         // lost (or shuffled), each failed round followed by the next backoff wait.
@@ -314,13 +352,69 @@ impl Inner {
         let inner = Arc::clone(self);
         let generation = session.generation;
         tokio::spawn(async move {
-            drain(consumer, |delivery| inner.calls.deliver(&delivery.data)).await;
+            let ended = drain(consumer, |delivery| inner.calls.deliver(&delivery.data)).await;
             // Nothing cancels the reply consumer on purpose: its end means the queue or the
             // connection is gone (deleted, expired, broker restart).
-            inner.consumer_ended(generation, "reply queue");
-            drop(channel);
+            if let Some(session) = inner.resumable(generation, ended, &channel, "reply queue") {
+                let _ = channel.close(200, "consumer cancelled".into()).await;
+                inner.resume_replies(session).await;
+            }
         });
         Ok(())
+    }
+
+    /// The live session `generation` when a consumer of it that the broker cancelled can be
+    /// consumed again on it (the connection and the consumer's channel are up); otherwise, unless
+    /// the transport is closing, the session is reported broken and `None` returned.
+    fn resumable(
+        &self,
+        generation: u64,
+        ended: Ended,
+        channel: &Channel,
+        what: &str,
+    ) -> Option<Arc<Session>> {
+        if self.shutdown.load(Ordering::SeqCst) {
+            return None;
+        }
+        let current = self
+            .session
+            .borrow()
+            .as_ref()
+            .filter(|s| s.generation == generation)
+            .cloned();
+        match current {
+            Some(session)
+                if ended == Ended::Cancelled
+                    && session.connection.status().connected()
+                    && channel.status().connected() =>
+            {
+                tracing::warn!(
+                    what,
+                    "the broker cancelled a consumer (its queue deleted or moved); declaring and \
+                     consuming it again"
+                );
+                Some(session)
+            }
+            _ => {
+                self.consumer_ended(generation, what);
+                None
+            }
+        }
+    }
+
+    /// Declares and consumes the reply queue again on the same session after the broker cancelled
+    /// its consumer; calls in flight keep waiting (their replies are retried by the servers).
+    /// (Boxed: it consumes again, and the new consumer's task may call it in turn.)
+    fn resume_replies(self: &Arc<Self>, session: Arc<Session>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let _ready = self.reply_ready.lock().await;
+            let resumed =
+                tokio::time::timeout(RESTORE_TIMEOUT, self.consume_replies(&session)).await;
+            if !matches!(resumed, Ok(Ok(()))) {
+                tracing::warn!("could not consume the reply queue again; reconnecting");
+                self.report_broken(session.generation);
+            }
+        })
     }
 
     /// Declares and consumes a server's three queues on a channel of its own.
@@ -329,93 +423,154 @@ impl Inner {
         session: &Arc<Session>,
         listener: &Arc<ListenerSpec>,
     ) -> Result<(), TransportError> {
-        let options = &self.options;
-        let target = &listener.target;
         let channel = create_channel(session).await?;
-        let prefetch = options.prefetch_for(listener.max_concurrency);
+        let prefetch = self.options.prefetch_for(listener.max_concurrency);
         if prefetch > 0 {
             channel
                 .basic_qos(prefetch, BasicQosOptions::default())
                 .await
                 .map_err(|e| broker("basic_qos", &e))?;
         }
-        let exchange = topology::exchange(target, options);
-        declare_exchange(
-            &channel,
-            exchange,
-            ExchangeKind::Topic,
-            options.durable(),
-            false,
-        )
-        .await?;
-        let mut queues = vec![target.topic.to_string()];
-        if target.server.is_some() {
-            queues.push(target.routing_key().into_owned());
+        let queues = listener.queues();
+        for &queue in &queues {
+            self.declare_listener_queue(&channel, listener, queue)
+                .await?;
         }
-        for queue in &queues {
-            declare_queue(
-                &channel,
-                queue,
-                options.durable(),
-                topology::topic_queue_arguments(options),
-            )
-            .await?;
-            bind(&channel, queue, exchange, queue).await?;
-        }
-        let fanout_exchange = topology::fanout_exchange(&target.topic);
-        declare_exchange(
-            &channel,
-            &fanout_exchange,
-            ExchangeKind::Fanout,
-            false,
-            true,
-        )
-        .await?;
-        declare_queue(
-            &channel,
-            &listener.fanout_queue,
-            options.transient_durable(),
-            topology::transient_queue_arguments(options),
-        )
-        .await?;
-        bind(
-            &channel,
-            &listener.fanout_queue,
-            &fanout_exchange,
-            &target.topic,
-        )
-        .await?;
-        queues.push(listener.fanout_queue.clone());
         let mut tags = Vec::new();
-        for queue in &queues {
-            let consumer = consume(&channel, queue, false).await?;
-            tags.push(consumer.tag().to_string());
-            let inner = Arc::clone(self);
-            let tx = listener.tx.clone();
-            let generation = session.generation;
-            let sink: Arc<dyn ReplySink> = Arc::new(AmqpReplySink {
-                inner: Arc::downgrade(self),
-            });
-            let spec = Arc::downgrade(listener);
-            tokio::spawn(async move {
-                drain(consumer, |delivery| {
-                    let _ = tx.send(Delivery {
-                        body: delivery.data,
-                        sink: Arc::clone(&sink),
-                        ack: Some(Ack::Amqp(delivery.acker)),
-                    });
-                })
-                .await;
-                let stopping = spec
-                    .upgrade()
-                    .is_none_or(|s| s.stopping.load(Ordering::SeqCst));
-                if !stopping {
-                    inner.consumer_ended(generation, "server queue");
-                }
-            });
+        for &queue in &queues {
+            tags.push(
+                self.consume_listener_queue(session, &channel, listener, queue)
+                    .await?,
+            );
         }
         *lock(&listener.consuming) = Some((channel, tags));
         Ok(())
+    }
+
+    /// Declares one of a listener's queues, its exchange and its binding.
+    async fn declare_listener_queue(
+        &self,
+        channel: &Channel,
+        listener: &ListenerSpec,
+        queue: ListenerQueue,
+    ) -> Result<(), TransportError> {
+        let options = &self.options;
+        let target = &listener.target;
+        let name = listener.queue_name(queue);
+        match queue {
+            ListenerQueue::Topic | ListenerQueue::Server => {
+                let exchange = topology::exchange(target, options);
+                declare_exchange(
+                    channel,
+                    exchange,
+                    ExchangeKind::Topic,
+                    options.durable(),
+                    false,
+                )
+                .await?;
+                declare_queue(
+                    channel,
+                    &name,
+                    options.durable(),
+                    topology::topic_queue_arguments(options),
+                )
+                .await?;
+                bind(channel, &name, exchange, &name).await
+            }
+            ListenerQueue::Fanout => {
+                let exchange = topology::fanout_exchange(&target.topic);
+                declare_exchange(channel, &exchange, ExchangeKind::Fanout, false, true).await?;
+                declare_queue(
+                    channel,
+                    &name,
+                    options.transient_durable(),
+                    topology::transient_queue_arguments(options),
+                )
+                .await?;
+                bind(channel, &name, &exchange, &target.topic).await
+            }
+        }
+    }
+
+    /// Consumes one of a listener's queues on `channel`, feeding its deliveries to the server;
+    /// returns the consumer tag.
+    async fn consume_listener_queue(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        channel: &Channel,
+        listener: &Arc<ListenerSpec>,
+        queue: ListenerQueue,
+    ) -> Result<String, TransportError> {
+        let consumer = consume(channel, &listener.queue_name(queue), false).await?;
+        let tag = consumer.tag().to_string();
+        let inner = Arc::clone(self);
+        let tx = listener.tx.clone();
+        let generation = session.generation;
+        let sink: Arc<dyn ReplySink> = Arc::new(AmqpReplySink {
+            inner: Arc::downgrade(self),
+        });
+        let spec = Arc::downgrade(listener);
+        let channel = channel.clone();
+        let old_tag = tag.clone();
+        tokio::spawn(async move {
+            let ended = drain(consumer, |delivery| {
+                let _ = tx.send(Delivery {
+                    body: delivery.data,
+                    sink: Arc::clone(&sink),
+                    ack: Some(Ack::Amqp(delivery.acker)),
+                });
+            })
+            .await;
+            let Some(spec) = spec
+                .upgrade()
+                .filter(|s| !s.stopping.load(Ordering::SeqCst))
+            else {
+                return;
+            };
+            if let Some(session) = inner.resumable(generation, ended, &channel, "server queue") {
+                inner
+                    .resume_listener_queue(session, &channel, &spec, queue, &old_tag)
+                    .await;
+            }
+        });
+        Ok(tag)
+    }
+
+    /// Declares and consumes one of a listener's queues again on the same channel after the
+    /// broker cancelled its consumer; reconnects when that fails. (Boxed: the new consumer's task
+    /// may call it in turn.)
+    fn resume_listener_queue<'a>(
+        self: &'a Arc<Self>,
+        session: Arc<Session>,
+        channel: &'a Channel,
+        listener: &'a Arc<ListenerSpec>,
+        queue: ListenerQueue,
+        old_tag: &'a str,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let resumed = tokio::time::timeout(RESTORE_TIMEOUT, async {
+                self.declare_listener_queue(channel, listener, queue)
+                    .await?;
+                self.consume_listener_queue(&session, channel, listener, queue)
+                    .await
+            })
+            .await;
+            match resumed {
+                Ok(Ok(tag)) => {
+                    if let Some((_, tags)) = lock(&listener.consuming).as_mut() {
+                        tags.retain(|t| t != old_tag);
+                        tags.push(tag);
+                    }
+                }
+                _ => {
+                    tracing::warn!(
+                        queue = %listener.queue_name(queue),
+                        "could not consume a server queue again; reconnecting"
+                    );
+                    self.report_broken(session.generation);
+                }
+            }
+        })
     }
 
     /// A consumer of session `generation` stopped when nobody stopped it: the session is broken
@@ -458,7 +613,13 @@ impl Inner {
                 return Ok(());
             }
         }
-        declare_exchange(&session.publisher, name, kind, durable, auto_delete).await?;
+        if let Err(error) =
+            declare_exchange(&session.publisher, name, kind, durable, auto_delete).await
+        {
+            // A refused declaration closes the channel it was made on: the publisher's.
+            self.report_broken(session.generation);
+            return Err(error);
+        }
         let mut declared = lock(&self.declared);
         if declared.0 != session.generation {
             *declared = (session.generation, HashSet::new());
@@ -506,6 +667,37 @@ impl Inner {
         self.publish(session, destination, false, body, properties, describe)
             .await
             .map(|_| ())
+    }
+
+    /// Publishes a request; when the publish broke with its connection, publishes it again on
+    /// the next connection, until `deadline` (oslo's default `retry=None` for calls and casts).
+    /// A request the broker took just before the break may then arrive twice: the window oslo
+    /// has too.
+    async fn publish_request_again_if_broken(
+        &self,
+        mut session: Arc<Session>,
+        target: &Target,
+        body: &[u8],
+        expiration: Option<Duration>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), TransportError> {
+        loop {
+            let error = match self
+                .publish_request(&session, target, body, expiration)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) if *self.broken.borrow() >= session.generation => error,
+                Err(error) => return Err(error),
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tracing::debug!(%error, "a publish broke with its connection; publishing again on the next");
+            session = match connection::next_session(&self.session, session.generation, left).await
+            {
+                Ok(next) => next,
+                Err(_) => return Err(error),
+            };
+        }
     }
 
     /// Publishes, and waits for the broker's confirm when confirms are on.
@@ -604,8 +796,17 @@ pub(crate) fn acknowledge(acker: lapin::Acker) {
     });
 }
 
+/// How a consumer's stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Cancelled without an error: by the broker (its queue deleted, a node drained) or by us.
+    Cancelled,
+    /// Its channel or connection failed.
+    Failed,
+}
+
 /// Reads deliveries until the consumer stops (cancelled, or its channel closed).
-async fn drain(mut consumer: Consumer, mut each: impl FnMut(lapin::message::Delivery)) {
+async fn drain(mut consumer: Consumer, mut each: impl FnMut(lapin::message::Delivery)) -> Ended {
     loop {
         let next = std::future::poll_fn(|cx| match Pin::new(&mut consumer).poll_next(cx) {
             Poll::Ready(item) => Poll::Ready(item),
@@ -616,9 +817,9 @@ async fn drain(mut consumer: Consumer, mut each: impl FnMut(lapin::message::Deli
             Some(Ok(delivery)) => each(delivery),
             Some(Err(error)) => {
                 tracing::debug!(%error, "consumer error");
-                return;
+                return Ended::Failed;
             }
-            None => return,
+            None => return Ended::Cancelled,
         }
     }
 }
@@ -784,7 +985,13 @@ impl Transport for AmqpTransport {
             let (msg_id, body) = super::encode_call(request, &inner.reply_queue);
             let call = inner.calls.register(msg_id, request.monitor_timeout);
             inner
-                .publish_request(&session, target, &body, Some(timeout))
+                .publish_request_again_if_broken(
+                    session,
+                    target,
+                    &body,
+                    Some(timeout),
+                    started + timeout,
+                )
                 .await?;
             call.wait(timeout.saturating_sub(started.elapsed())).await
         })
@@ -797,9 +1004,12 @@ impl Transport for AmqpTransport {
     ) -> BoxFuture<'a, Result<(), TransportError>> {
         Box::pin(async move {
             let inner = &self.inner;
+            let deadline = tokio::time::Instant::now() + CAST_CONNECT_WAIT;
             let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
             let body = super::encode_cast(request);
-            inner.publish_request(&session, target, &body, None).await
+            inner
+                .publish_request_again_if_broken(session, target, &body, None, deadline)
+                .await
         })
     }
 
