@@ -46,7 +46,10 @@ async fn each_deleted_queue_is_declared_and_consumed_again_without_a_reconnect()
         .prepare(CallOptions::new().timeout(Duration::from_secs(5)));
     let to_h1 = client.prepare(CallOptions::new().server("h1"));
     let fanout = client.prepare(CallOptions::new().fanout(true));
-    assert_eq!(client.echo(&Context::new(), json!(0)).await.unwrap()["value"], 0);
+    assert_eq!(
+        client.echo(&Context::new(), json!(0)).await.unwrap()["value"],
+        0
+    );
     // The server and the client share one transport: one connection.
     let connections = vhost.connections();
     assert_eq!(connections.len(), 1, "{connections:?}");
@@ -81,7 +84,10 @@ async fn each_deleted_queue_is_declared_and_consumed_again_without_a_reconnect()
             round,
             "a call to h1 after deleting {queue}"
         );
-        fanout.note(&Context::new(), round).await.expect("a fanout cast");
+        fanout
+            .note(&Context::new(), round)
+            .await
+            .expect("a fanout cast");
         let noted = tokio::time::timeout(Duration::from_secs(5), served.notes.recv()).await;
         assert_eq!(
             noted.expect("the fanout cast arrives"),
@@ -108,7 +114,10 @@ async fn a_reply_queue_deleted_under_live_calls_costs_at_most_the_calls_in_fligh
     let client = served
         .client()
         .prepare(CallOptions::new().timeout(Duration::from_secs(5)));
-    assert_eq!(client.echo(&Context::new(), json!(0)).await.unwrap()["value"], 0);
+    assert_eq!(
+        client.echo(&Context::new(), json!(0)).await.unwrap()["value"],
+        0
+    );
     let reply_queue = vhost
         .queues(&["name"])
         .into_iter()

@@ -142,6 +142,16 @@ async fn quorum_queues_have_a_member_on_every_node() {
     }
 }
 
+/// With `CLUSTER_TRACE` set, the runtime's debug log goes to standard error (with
+/// `--nocapture`), to see what a failed call went through.
+fn trace_if_asked() {
+    if std::env::var_os("CLUSTER_TRACE").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("rpc_runtime=debug")
+            .try_init();
+    }
+}
+
 /// Calls and casts per mode, and how many run at once.
 const CALLS: u64 = 10_000;
 const CASTS: u64 = 10_000;
@@ -331,6 +341,7 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_and_casts_go_on_while_nodes_are_killed_and_stopped() {
+    trace_if_asked();
     let _one_at_a_time = CLUSTER.lock().await;
     let Some(cluster) = Cluster::require() else {
         return;
@@ -477,6 +488,7 @@ const STEADY_EVERY: Duration = Duration::from_millis(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
+    trace_if_asked();
     let _one_at_a_time = CLUSTER.lock().await;
     let Some(cluster) = Cluster::require() else {
         return;
@@ -561,13 +573,11 @@ async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
         server.stop().await;
     }
     assert!(ok > 0, "no call was answered during the roll");
-    // A call in flight on the client's own node when that node stops fails at once
-    // (ConnectionLost); nothing else may.
-    assert!(
-        failed.len() <= CLUSTER_NODES.len(),
-        "{} calls failed: {failed:?}",
-        failed.len()
-    );
+    // The goal: no failed call for a client whose timeout is longer than one node's restart.
+    // Calls in flight on the client's own node wait across its reconnect (the servers retry
+    // their replies until the reply queue is back); a request whose publish broke goes out
+    // again on the next connection.
+    assert!(failed.is_empty(), "{} calls failed: {failed:?}", failed.len());
     assert!(
         longest_gap < Duration::from_secs(15),
         "the client went {longest_gap:?} without an answer"

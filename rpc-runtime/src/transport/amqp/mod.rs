@@ -259,8 +259,10 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
             "connection to RabbitMQ lost; reconnecting"
         );
         // Calls in flight keep waiting: their replies come to the same queue name on the next
-        // connection (servers retry a reply whose queue is missing meanwhile).
-        session.close().await;
+        // connection (servers retry a reply whose queue is missing meanwhile). The old
+        // connection is closed aside: a half-dead one may take seconds to answer the close.
+        let old = Arc::clone(&session);
+        tokio::spawn(async move { old.close().await });
         // oslo's `kombu_reconnect_delay`, then rounds over the hosts from the one after the host
         // lost (or shuffled), each failed round followed by the next backoff wait.
         if !inner
@@ -664,9 +666,16 @@ impl Inner {
         let properties = topology::message_properties(expiration.map(|d| d.as_millis()));
         let destination = (short(&exchange)?, short(routing_key)?);
         let describe = || format!("basic_publish {exchange}/{routing_key}");
-        self.publish(session, destination, false, body, properties, describe)
-            .await
-            .map(|_| ())
+        match self
+            .publish(session, destination, false, body, properties, &describe)
+            .await?
+        {
+            Routed::Nacked => Err(TransportError::Broker {
+                operation: describe(),
+                reason: "the broker did not take the message (nack)".to_owned(),
+            }),
+            Routed::Taken | Routed::Returned => Ok(()),
+        }
     }
 
     /// Publishes a request; when the publish broke with its connection, publishes it again on
@@ -730,10 +739,8 @@ impl Inner {
             if self.options.publisher_confirms {
                 match confirm.await? {
                     lapin::Confirmation::Nack(_) => {
-                        return Ok(Err(TransportError::Broker {
-                            operation: describe(),
-                            reason: "the broker did not take the message (nack)".to_owned(),
-                        }));
+                        tracing::debug!(operation = describe(), "message refused (nack)");
+                        return Ok(Ok(Routed::Nacked));
                     }
                     lapin::Confirmation::Ack(Some(returned)) => {
                         tracing::debug!(
@@ -831,6 +838,8 @@ enum Routed {
     Taken,
     /// Mandatory, and no queue took it: the broker returned it.
     Returned,
+    /// The broker refused it (a nack: a node shutting down, a queue over its limit).
+    Nacked,
 }
 
 /// Publishes replies for servers, on the transport's current session.
@@ -839,26 +848,42 @@ struct AmqpReplySink {
 }
 
 impl AmqpReplySink {
-    /// Publishes a reply once on the current session.
+    /// Publishes a reply on the current session; when the publish broke with its connection,
+    /// publishes it again on the next one, for up to [`CAST_CONNECT_WAIT`] (the caller keeps
+    /// waiting across the reconnect).
     async fn publish_reply(
         inner: &Inner,
         routing_key: &ShortString,
         body: &[u8],
     ) -> Result<Routed, TransportError> {
-        let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
-        inner
-            .publish(
-                &session,
-                (ShortString::default(), routing_key.clone()),
-                true,
-                body,
-                topology::message_properties(None),
-                || "basic_publish of a reply".to_owned(),
-            )
-            .await
+        let deadline = tokio::time::Instant::now() + CAST_CONNECT_WAIT;
+        let mut session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+        loop {
+            let error = match inner
+                .publish(
+                    &session,
+                    (ShortString::default(), routing_key.clone()),
+                    true,
+                    body,
+                    topology::message_properties(None),
+                    || "basic_publish of a reply".to_owned(),
+                )
+                .await
+            {
+                Err(error) if *inner.broken.borrow() >= session.generation => error,
+                routed => return routed,
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tracing::debug!(%error, "a reply's publish broke with its connection; publishing again on the next");
+            session = match connection::next_session(&inner.session, session.generation, left).await
+            {
+                Ok(next) => next,
+                Err(_) => return Err(error),
+            };
+        }
     }
 
-    /// Publishes a final reply whose queue was missing again, in a task of its own, until a queue
+    /// Publishes a final reply whose queue was missing (or that the broker refused) again, in a task of its own, until a queue
     /// takes it or `kombu_missing_consumer_retry_timeout` has passed since the first try (the
     /// caller may be reconnecting and declaring its queue again, as oslo allows for). Other
     /// replies never wait for it.
@@ -896,7 +921,7 @@ impl AmqpReplySink {
                         );
                         return;
                     }
-                    Ok(Routed::Returned) => {}
+                    Ok(Routed::Returned | Routed::Nacked) => {}
                     Err(error) => {
                         tracing::debug!(%error, "retrying a reply whose queue was gone");
                     }
@@ -925,7 +950,9 @@ impl ReplySink for AmqpReplySink {
         let weak = self.inner.clone();
         Sent::Later(Box::pin(async move {
             let routed = Self::publish_reply(&inner, &routing_key, &body).await?;
-            if routed == Routed::Returned {
+            // A reply refused or unroutable now may be taken in a moment: its caller may be
+            // reconnecting, or the node that refused it shutting down.
+            if matches!(routed, Routed::Returned | Routed::Nacked) {
                 match kind {
                     ReplyKind::Final => Self::retry_missing(weak, routing_key, body),
                     ReplyKind::Heartbeat => tracing::debug!(
