@@ -337,7 +337,7 @@ impl Inner {
         Ok(())
     }
 
-    /// Declares the reply queue and consumes it (no acks: replies are at most once, as oslo).
+    /// Declares the reply queue and consumes it.
     async fn consume_replies(
         self: &Arc<Self>,
         session: &Arc<Session>,
@@ -350,11 +350,22 @@ impl Inner {
             topology::transient_queue_arguments(&self.options),
         )
         .await?;
-        let consumer = consume(&channel, &self.reply_queue, true).await?;
+        // Replicated reply queues are asked for so that replies survive a node: acknowledged
+        // once handed to their call, a reply delivered as the connection drops is delivered
+        // again on the next one instead of being lost in flight. Classic reply queues keep
+        // oslo's cheaper automatic acknowledgement.
+        let acked = self.options.transient_quorum_queues;
+        let consumer = consume(&channel, &self.reply_queue, !acked).await?;
         let inner = Arc::clone(self);
         let generation = session.generation;
         tokio::spawn(async move {
-            let ended = drain(consumer, |delivery| inner.calls.deliver(&delivery.data)).await;
+            let ended = drain(consumer, |delivery| {
+                inner.calls.deliver(&delivery.data);
+                if acked {
+                    acknowledge(delivery.acker);
+                }
+            })
+            .await;
             // Nothing cancels the reply consumer on purpose: its end means the queue or the
             // connection is gone (deleted, expired, broker restart).
             if let Some(session) = inner.resumable(generation, ended, &channel, "reply queue") {

@@ -38,7 +38,10 @@ pub struct AmqpOptions {
     pub quorum_queues: bool,
     /// Declare reply and fanout queues as quorum queues too (`rabbit_transient_quorum_queue`;
     /// durable, still expiring after [`transient_queues_ttl`](Self::transient_queues_ttl) unused).
-    /// Default `false`, as oslo: they belong to one process and die with it.
+    /// Default `false`, as oslo: they belong to one process and die with it. When on, replies
+    /// are also acknowledged once handed to their call, so one delivered as a connection drops
+    /// is delivered again on the next connection: with it a client calls through a rolling
+    /// restart of the whole cluster without losing a call (`tests/cluster`).
     pub transient_quorum_queues: bool,
     /// Deliveries of one message before a quorum queue drops it (`rabbit_quorum_delivery_limit`,
     /// `x-delivery-limit`). Default 0: no limit.
