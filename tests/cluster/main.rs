@@ -67,6 +67,77 @@ fn queue_types(vhost: &Vhost) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `rabbitmqctl list_queues -p <vhost> name leader`, as (queue, leader node), quorum queues only.
+fn queue_leaders(vhost: &Vhost) -> Vec<(String, String)> {
+    vhost
+        .queues(&["name", "leader"])
+        .into_iter()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .collect()
+}
+
+/// A client calling at a steady rate ([`STEADY_EVERY`]) until stopped, one call at a time.
+struct Steady {
+    done: watch::Sender<bool>,
+    /// Calls answered so far.
+    answered: watch::Receiver<u64>,
+    calling: tokio::task::JoinHandle<(u64, Vec<String>, Duration)>,
+}
+
+impl Steady {
+    fn start(client: EchoClient) -> Self {
+        let (done, mut stop) = watch::channel(false);
+        let (answered_tx, answered) = watch::channel(0);
+        let calling = tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(STEADY_EVERY);
+            let mut failed = Vec::new();
+            let mut last_answer = Instant::now();
+            let mut longest_gap = Duration::ZERO;
+            let mut n = 0_i64;
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = ticker.tick() => {}
+                }
+                n += 1;
+                match client.echo(&Context::new(), n).await {
+                    Ok(v) => {
+                        assert_eq!(v, n);
+                        answered_tx.send_modify(|a| *a += 1);
+                        longest_gap = longest_gap.max(last_answer.elapsed());
+                        last_answer = Instant::now();
+                    }
+                    Err(error) => failed.push(error.to_string()),
+                }
+            }
+            (*answered_tx.borrow(), failed, longest_gap)
+        });
+        Self {
+            done,
+            answered,
+            calling,
+        }
+    }
+
+    /// Waits until `more` calls past the count now have been answered.
+    async fn wait_answers(&mut self, more: u64) {
+        let at = *self.answered.borrow() + more;
+        self.answered
+            .wait_for(|a| *a >= at)
+            .await
+            .expect("the steady client runs");
+    }
+
+    /// Stops calling: (answered, the failures, the longest time without an answer).
+    async fn stop(self) -> (u64, Vec<String>, Duration) {
+        self.done.send_replace(true);
+        self.calling.await.expect("the steady client")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_queues_have_a_member_on_every_node() {
     let _one_at_a_time = CLUSTER.lock().await;
@@ -371,31 +442,14 @@ async fn calls_and_casts_go_on_while_nodes_are_killed_and_stopped() {
         eprintln!("{mode}: serving topic {}", load.topic);
         loads.push(load);
     }
-    let leader = rpc_integration_tests::rabbitmqctl_as(
-        "rabbitmqctl",
-        &[
-            "-q",
-            "list_queues",
-            "-p",
-            loads[0].vhost.name(),
-            "name",
-            "leader",
-        ],
-    );
-    eprintln!(
-        "quorum leaders before the kill: {}",
-        leader.trim().replace('\n', "; ")
-    );
+    let leaders = queue_leaders(&loads[0].vhost);
+    eprintln!("quorum leaders before the kill: {leaders:?}");
     // The topic queue's leader is on the node about to be killed: the servers must go on
     // consuming once a new leader is elected.
-    let topic_leader = leader
-        .lines()
-        .find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some(loads[0].topic.as_str())).then(|| words.next())?
-        })
-        .unwrap_or_default()
-        .to_owned();
+    let topic_leader = leaders
+        .iter()
+        .find_map(|(queue, leader)| (*queue == loads[0].topic).then_some(leader.as_str()))
+        .unwrap_or_default();
     assert_eq!(topic_leader, CLUSTER_NODES[1].0, "the topic queue's leader");
 
     let mut progress = Vec::new();
@@ -529,31 +583,7 @@ async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
         0
     );
 
-    let (done, mut stop) = watch::channel(false);
-    let calling = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(STEADY_EVERY);
-        let (mut ok, mut failed) = (0_u64, Vec::new());
-        let mut last_answer = Instant::now();
-        let mut longest_gap = Duration::ZERO;
-        let mut n = 0_i64;
-        loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = ticker.tick() => {}
-            }
-            n += 1;
-            match client.echo(&Context::new(), n).await {
-                Ok(v) => {
-                    assert_eq!(v, n);
-                    ok += 1;
-                    longest_gap = longest_gap.max(last_answer.elapsed());
-                    last_answer = Instant::now();
-                }
-                Err(error) => failed.push(error.to_string()),
-            }
-        }
-        (ok, failed, longest_gap)
-    });
+    let steady = Steady::start(client);
     let _restore = RestoreOnDrop(&cluster);
     let rolled = Instant::now();
     for (index, (node, _)) in CLUSTER_NODES.iter().enumerate() {
@@ -564,8 +594,7 @@ async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
     }
     let rolled = rolled.elapsed();
     // The roll is over: the steady client stops.
-    done.send(true).expect("the client listens");
-    let (ok, failed, longest_gap) = calling.await.expect("the steady client");
+    let (ok, failed, longest_gap) = steady.stop().await;
     eprintln!(
         "rolling restart of 3 nodes in {rolled:.1?}: {ok} calls answered, {} failed, longest \
          time without an answer {longest_gap:.1?}; failures: {failed:?}",
@@ -587,5 +616,108 @@ async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
     assert!(
         longest_gap < Duration::from_secs(15),
         "the client went {longest_gap:?} without an answer"
+    );
+}
+
+/// Revives a drained node even when a test fails half-way.
+struct ReviveOnDrop<'a>(&'a Cluster, usize);
+
+impl Drop for ReviveOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.revive(self.1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_a_node_moves_its_connections_and_queue_leaders_without_a_failed_call() {
+    trace_if_asked();
+    let _one_at_a_time = CLUSTER.lock().await;
+    let Some(cluster) = Cluster::require() else {
+        return;
+    };
+    let Some(vhost) = Vhost::create("drain") else {
+        return;
+    };
+    let query = "?rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&confirm_publish=true";
+    let topic = rpc_integration_tests::unique_name("drain");
+    // Both servers and the client on node 1, the one drained: every queue's leader starts there.
+    const DRAINED: usize = 1;
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        let transport = rpc_runtime::connect(&cluster.url(&vhost, DRAINED, query))
+            .await
+            .expect("a server connects");
+        servers.push(
+            RpcServer::start(
+                transport,
+                Target::new(topic.as_str()).with_server(format!("h{i}")),
+                vec![Arc::new(Echo::default())],
+                ServerConfig::default(),
+            )
+            .await
+            .expect("serve"),
+        );
+    }
+    let client = EchoClient::from_client(Client::new(
+        rpc_runtime::connect(&cluster.url(&vhost, DRAINED, query))
+            .await
+            .expect("the client connects"),
+        Target::new(topic.as_str()),
+    ))
+    .prepare(CallOptions::new().timeout(Duration::from_secs(15)));
+    assert_eq!(
+        client.echo(&Context::new(), 0).await.expect("a first call"),
+        0
+    );
+    let (drained_node, drained_port) = CLUSTER_NODES[DRAINED];
+    assert_eq!(cluster.connection_ports(&vhost), [drained_port; 3]);
+    let leaders = queue_leaders(&vhost);
+    assert!(
+        leaders
+            .iter()
+            .any(|(queue, leader)| *queue == topic && leader == drained_node),
+        "the topic queue's leader starts on {drained_node}: {leaders:?}"
+    );
+
+    let mut steady = Steady::start(client);
+    steady.wait_answers(10).await;
+    let drained = Instant::now();
+    tokio::task::block_in_place(|| cluster.drain(DRAINED));
+    let _revive = ReviveOnDrop(&cluster, DRAINED);
+    // Answers go on after the drain: the connections moved to the other nodes.
+    steady.wait_answers(50).await;
+    let moved = drained.elapsed();
+    // The broker's own list of connections, asked again until all three are listed (a new
+    // connection on another node shows up there a moment after it opens).
+    let listed = Instant::now() + Duration::from_secs(10);
+    let ports = loop {
+        let ports = cluster.connection_ports(&vhost);
+        if ports.len() == 3 || Instant::now() > listed {
+            break ports;
+        }
+    };
+    let leaders = queue_leaders(&vhost);
+    let (ok, failed, longest_gap) = steady.stop().await;
+    eprintln!(
+        "{drained_node} drained: {ok} calls answered, {} failed, 50 answers after the drain \
+         within {moved:.1?}, longest time without an answer {longest_gap:.1?}; connections now \
+         on ports {ports:?}; quorum leaders {leaders:?}",
+        failed.len()
+    );
+    for server in servers {
+        server.stop().await;
+    }
+    assert!(
+        failed.is_empty(),
+        "{} calls failed: {failed:?}",
+        failed.len()
+    );
+    assert!(
+        !ports.contains(&drained_port) && ports.len() == 3,
+        "every connection left the drained node: {ports:?}"
+    );
+    assert!(
+        leaders.iter().all(|(_, leader)| leader != drained_node),
+        "no quorum leader is left on the drained node: {leaders:?}"
     );
 }

@@ -408,6 +408,41 @@ impl Cluster {
         rabbitmqctl(&["-q", "-n", CLUSTER_NODES[index].0, "start_app"]);
     }
 
+    /// Puts node `index` under maintenance (`rabbitmq-upgrade drain`): it closes its client
+    /// connections, stops accepting new ones, and hands its quorum queue leaders to other nodes.
+    pub fn drain(&self, index: usize) {
+        rabbitmqctl_as(
+            "rabbitmq-upgrade",
+            &["-q", "-n", CLUSTER_NODES[index].0, "drain"],
+        );
+    }
+
+    /// Takes node `index` out of maintenance (`rabbitmq-upgrade revive`).
+    pub fn revive(&self, index: usize) {
+        rabbitmqctl_as(
+            "rabbitmq-upgrade",
+            &["-q", "-n", CLUSTER_NODES[index].0, "revive"],
+        );
+    }
+
+    /// The AMQP ports (one per node) that `vhost`'s client connections are connected to, one
+    /// entry per connection.
+    pub fn connection_ports(&self, vhost: &Vhost) -> Vec<u16> {
+        rabbitmqctl(&[
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "vhost",
+            "port",
+        ])
+        .lines()
+        .filter_map(|line| {
+            let (name, port) = line.split_once('\t')?;
+            (name == vhost.name()).then(|| port.trim().parse().ok())?
+        })
+        .collect()
+    }
+
     /// Brings every node back (a killed one is started and rejoins): `scripts/rabbit-cluster
     /// start`, then `start_app` on each.
     ///
