@@ -2,6 +2,8 @@
 //! nodes, calls and casts under load while one node is killed hard and another stopped, and a
 //! rolling restart of every node under a steady client.
 
+mod mutual_tls;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -307,6 +307,21 @@ pub const CLUSTER_NODES: [(&str, u16); 3] = [
     ("rabbit-3@localhost", 5674),
 ];
 
+/// The port on which the cluster's third node (`rabbit-3@localhost`) listens with TLS and
+/// requires a client certificate.
+pub const CLUSTER_TLS_PORT: u16 = 5675;
+
+/// Where `scripts/rabbit-cluster` keeps the CA and the certificates of the mutual-TLS listener:
+/// `ca.pem`, `client.pem`, `client.key` (`$RABBIT_CLUSTER_DIR/tls`).
+pub fn cluster_tls_dir() -> std::path::PathBuf {
+    std::env::var_os("RABBIT_CLUSTER_DIR")
+        .map_or_else(
+            || std::path::PathBuf::from("/var/lib/rabbitmq/rpc-cluster"),
+            std::path::PathBuf::from,
+        )
+        .join("tls")
+}
+
 /// The project's cluster script.
 pub fn cluster_script() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rabbit-cluster")

@@ -50,6 +50,8 @@ pub const AMQP_OPTION_NAMES: &[&str] = &[
     "kombu_failover_strategy",
     "ssl",
     "ssl_ca_file",
+    "ssl_cert_file",
+    "ssl_key_file",
 ];
 use crate::envelope::{self, DecodedRequest, Reply, ReplyRoute, Request};
 use crate::error::{RemoteError, TransportError};

@@ -118,28 +118,56 @@ impl Session {
     }
 }
 
-/// Connects with TLS, trusting `ssl_ca_file` when given.
+/// Connects with TLS, trusting `ssl_ca_file` when given and presenting the client certificate
+/// of `ssl_cert_file` and `ssl_key_file` when given. A broker that requires a certificate and
+/// got none is told apart in the error.
 #[cfg(feature = "amqp-tls")]
 async fn connect_tls(
     uri: &str,
     properties: ConnectionProperties,
     options: &AmqpOptions,
 ) -> Result<Connection, String> {
+    let read = |option: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {option} {}: {e}", path.display()))
+    };
     let cert_chain = match &options.ssl_ca_file {
         Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read ssl_ca_file {}: {e}", path.display()))?,
+            String::from_utf8(read("ssl_ca_file", path)?)
+                .map_err(|_| format!("ssl_ca_file {} is not PEM text", path.display()))?,
         ),
         None => None,
     };
+    let identity = match (&options.ssl_cert_file, &options.ssl_key_file) {
+        (Some(cert), Some(key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read("ssl_cert_file", cert)?,
+            key: read("ssl_key_file", key)?,
+        }),
+        _ => None,
+    };
+    let presented = identity.is_some();
     let config = lapin::tcp::OwnedTLSConfig {
-        identity: None,
+        identity,
         cert_chain,
     };
     let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
     Connection::connect_with_config(uri, properties, config, runtime)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| tls_failure(&e.to_string(), presented))
+}
+
+/// A TLS connect error, with what to do when the broker asked for a client certificate.
+#[cfg(feature = "amqp-tls")]
+fn tls_failure(error: &str, presented_certificate: bool) -> String {
+    let asked_for_one =
+        error.contains("CertificateRequired") || error.contains("certificate required");
+    if asked_for_one && !presented_certificate {
+        format!(
+            "the broker requires a client certificate and none was given (set ssl_cert_file and \
+             ssl_key_file): {error}"
+        )
+    } else {
+        error.to_owned()
+    }
 }
 
 /// Without the `amqp-tls` feature, TLS is a clear error.

@@ -91,6 +91,12 @@ pub struct AmqpOptions {
     /// A PEM file of the CA that signed the broker's certificate (`ssl_ca_file`), for a private
     /// CA; the system's roots otherwise.
     pub ssl_ca_file: Option<std::path::PathBuf>,
+    /// A PEM file of this client's certificate (`ssl_cert_file`), for a broker that requires one
+    /// (`ssl_options.fail_if_no_peer_cert`); given with [`ssl_key_file`](Self::ssl_key_file).
+    pub ssl_cert_file: Option<std::path::PathBuf>,
+    /// A PEM file of the private key of [`ssl_cert_file`](Self::ssl_cert_file)
+    /// (`ssl_key_file`; PKCS#8, PKCS#1 or SEC1). Its path may be logged, its contents never.
+    pub ssl_key_file: Option<std::path::PathBuf>,
 }
 
 /// The default prefetch, per slot of the server's concurrency limit: a server holds at most
@@ -153,6 +159,8 @@ impl Default for AmqpOptions {
             failover_strategy: FailoverStrategy::RoundRobin,
             tls: false,
             ssl_ca_file: None,
+            ssl_cert_file: None,
+            ssl_key_file: None,
         }
     }
 }
@@ -258,12 +266,39 @@ impl AmqpOptions {
                     options.ssl_ca_file = Some(value.into());
                     options.tls = true;
                 }
-                "ssl_ca_file" => return Err(invalid("`ssl_ca_file` must not be empty".into())),
+                "ssl_cert_file" if !value.is_empty() => {
+                    options.ssl_cert_file = Some(value.into());
+                    options.tls = true;
+                }
+                "ssl_key_file" if !value.is_empty() => {
+                    options.ssl_key_file = Some(value.into());
+                    options.tls = true;
+                }
+                "ssl_ca_file" | "ssl_cert_file" | "ssl_key_file" => {
+                    return Err(invalid(format!("`{key}` must not be empty")));
+                }
                 other => unknown.push(UnknownOption {
                     key: other.to_owned(),
                     suggestion: closest(other, KNOWN).map(str::to_owned),
                 }),
             }
+        }
+        let invalid = |reason: String| TransportError::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
+        match (&options.ssl_cert_file, &options.ssl_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "`ssl_cert_file` needs `ssl_key_file`, the certificate's private key".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "`ssl_key_file` needs `ssl_cert_file`, the certificate it is the key of".into(),
+                ));
+            }
+            _ => {}
         }
         Ok((options, unknown))
     }
@@ -415,6 +450,31 @@ mod tests {
             Some(std::path::Path::new("/etc/ca.pem"))
         );
         assert!(!options("rabbit://h/").unwrap().tls);
+        let o = options("rabbit://h/?ssl_cert_file=/etc/c.pem&ssl_key_file=/etc/k.pem").unwrap();
+        assert!(o.tls);
+        assert_eq!(
+            (o.ssl_cert_file.as_deref(), o.ssl_key_file.as_deref()),
+            (
+                Some(std::path::Path::new("/etc/c.pem")),
+                Some(std::path::Path::new("/etc/k.pem"))
+            )
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_comes_with_its_key() {
+        let error = options("rabbit://h/?ssl_cert_file=/etc/c.pem").unwrap_err();
+        assert!(
+            error.to_string().contains("needs `ssl_key_file`"),
+            "{error}"
+        );
+        let error = options("rabbit://h/?ssl_key_file=/etc/k.pem").unwrap_err();
+        assert!(
+            error.to_string().contains("needs `ssl_cert_file`"),
+            "{error}"
+        );
+        let error = options("rabbit://h/?ssl_key_file=").unwrap_err();
+        assert!(error.to_string().contains("must not be empty"), "{error}");
     }
 
     #[test]
