@@ -11,6 +11,12 @@
 //! time). Without `--bench` (as `cargo test --bench scale` runs it) it simulates 20 agents for 3
 //! seconds with a 1-second `report_interval` and checks the figures: a smoke test.
 //!
+//! Cluster mode (`SCALE_CLUSTER=1`, with `scripts/rabbit-cluster start`): every transport URL
+//! names the three nodes, each agent connection starting at the next node, so the fleet's
+//! connections (and the queues they declare) spread over the cluster; the broker's CPU is the
+//! three nodes' sum and its memory is reported per node. `SCALE_QUERY` appends transport options
+//! to every URL (`?rabbit_quorum_queue=true`, say).
+//!
 //! Reported per N: time to start the fleet, the broker's queue count, database writes per second
 //! (from PostgreSQL's own statistics), heartbeat age (how long ago each agent's row was
 //! updated, sampled every 2 s: at most `report_interval` when nothing lags), agents seen down,
@@ -21,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
-use rpc_integration_tests::{DatabaseServer, TempDatabase, Vhost, rss_mib};
+use rpc_integration_tests::{CLUSTER_NODES, Cluster, DatabaseServer, TempDatabase, Vhost, rss_mib};
 use rpc_runtime::config::{Config, ConfigLoader};
 use rpc_runtime::registry::Registry;
 use rpc_runtime::{CallOptions, Service};
@@ -42,6 +48,10 @@ struct Plan {
     requests_per_sec: u64,
     report_interval: u64,
     smoke: bool,
+    /// Spread the connections over the three-node cluster.
+    cluster: bool,
+    /// Transport options appended to every URL.
+    query: String,
 }
 
 impl Plan {
@@ -58,6 +68,8 @@ impl Plan {
                 requests_per_sec: 10,
                 report_interval: 1,
                 smoke,
+                cluster: false,
+                query: String::new(),
             };
         }
         Self {
@@ -71,6 +83,8 @@ impl Plan {
             requests_per_sec: number("SCALE_REQUESTS_PER_SEC", 10).max(1),
             report_interval: 10,
             smoke,
+            cluster: var("SCALE_CLUSTER").is_some_and(|v| v == "1" || v == "true"),
+            query: var("SCALE_QUERY").unwrap_or_default(),
         }
     }
 }
@@ -80,6 +94,8 @@ impl Plan {
 struct Figures {
     agents: usize,
     connections: usize,
+    /// Connections per node, in [`CLUSTER_NODES`] order (one entry on one node).
+    connections_per_node: Vec<usize>,
     start_secs: f64,
     queues: usize,
     db_writes_per_sec: f64,
@@ -95,7 +111,8 @@ struct Figures {
     cpu_percent: f64,
     broker_cpu_percent: f64,
     rss_mib: f64,
-    broker_rss_mib: f64,
+    /// Per node, in [`CLUSTER_NODES`] order (one entry on one node).
+    broker_rss_mib: Vec<f64>,
 }
 
 fn config(url: &str, database: &str, host: &str, report_interval: u64) -> Config {
@@ -130,14 +147,17 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// The broker's process id (RabbitMQ runs in `beam.smp`).
-fn broker_pid() -> Option<String> {
-    let output = std::process::Command::new("pgrep")
-        .args(["-o", "beam.smp"])
+/// A broker node's OS process id (the Erlang VM it runs in), asked of the node itself.
+fn broker_pid(node: &str) -> Option<String> {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args(["-q", "-n", node, "eval", "os:getpid()."])
         .output()
         .ok()?;
-    let pid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    (!pid.is_empty()).then_some(pid)
+    let pid = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .trim_matches('"')
+        .to_owned();
+    (output.status.success() && !pid.is_empty()).then_some(pid)
 }
 
 /// Rows written to the services table so far, from PostgreSQL's statistics.
@@ -168,7 +188,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
     let vhost = Vhost::create("scale")?;
     let db = TempDatabase::create(DatabaseServer::Postgres)?;
-    let url = vhost.url("");
+    let cluster = if plan.cluster {
+        Some(Cluster::require()?)
+    } else {
+        None
+    };
+    // The URL of connection `index`: on a cluster, every node named, starting at the next one.
+    let url_for = |index: usize| match &cluster {
+        Some(cluster) => cluster.url(&vhost, index % CLUSTER_NODES.len(), &plan.query),
+        None => vhost.url(&plan.query),
+    };
+    let url = url_for(0);
+    let nodes: Vec<&str> = if plan.cluster {
+        CLUSTER_NODES.iter().map(|(node, _)| *node).collect()
+    } else {
+        vec![CLUSTER_NODES[0].0]
+    };
     let controller = config(&url, &db.url(), "controller", plan.report_interval);
     let registry: Arc<dyn Registry> = Arc::new(open_registry(&controller).await.expect("registry"));
     let scheduler_shared = Shared::open(&controller)
@@ -181,9 +216,11 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
     let started = Instant::now();
     let connections = n.div_ceil(plan.per_connection);
     let mut groups = Vec::with_capacity(connections);
-    for _ in 0..connections {
+    for index in 0..connections {
         groups.push(Shared {
-            transport: rpc_runtime::connect(&url).await.expect("agent transport"),
+            transport: rpc_runtime::connect(&url_for(index + 1))
+                .await
+                .expect("agent transport"),
             registry: Arc::clone(&registry),
         });
     }
@@ -208,9 +245,15 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
         agents.len()
     );
 
-    let broker = broker_pid();
+    let brokers: Vec<Option<String>> = nodes.iter().map(|node| broker_pid(node)).collect();
+    let broker_cpu_seconds = || -> Option<f64> {
+        brokers
+            .iter()
+            .map(|pid| pid.as_deref().and_then(cpu_seconds))
+            .sum()
+    };
     let cpu0 = cpu_seconds("self");
-    let broker0 = broker.as_deref().and_then(cpu_seconds);
+    let broker0 = broker_cpu_seconds();
     let writes0 = services_writes(&db);
     let window_start = Instant::now();
 
@@ -266,17 +309,29 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
     let cpu = cpu_seconds("self")
         .zip(cpu0)
         .map_or(f64::NAN, |(b, a)| (b - a) / elapsed * 100.0);
-    let broker_cpu = broker
-        .as_deref()
-        .and_then(cpu_seconds)
+    let broker_cpu = broker_cpu_seconds()
         .zip(broker0)
         .map_or(f64::NAN, |(b, a)| (b - a) / elapsed * 100.0);
     let queues = vhost.queues(&["name"]).len();
     let rss = rss_mib(std::process::id());
-    let broker_rss = broker
-        .as_deref()
-        .and_then(|pid| pid.parse().ok())
-        .map_or(f64::NAN, rss_mib);
+    let broker_rss: Vec<f64> = brokers
+        .iter()
+        .map(|pid| {
+            pid.as_deref()
+                .and_then(|pid| pid.parse().ok())
+                .map_or(f64::NAN, rss_mib)
+        })
+        .collect();
+    let connections_per_node = match &cluster {
+        Some(cluster) => {
+            let ports = cluster.connection_ports(&vhost);
+            CLUSTER_NODES
+                .iter()
+                .map(|(_, port)| ports.iter().filter(|p| *p == port).count())
+                .collect()
+        }
+        None => vec![vhost.connections().len()],
+    };
 
     stream::iter(agents)
         .for_each_concurrent(64, |mut agent| async move {
@@ -291,6 +346,7 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
     Some(Figures {
         agents: n,
         connections,
+        connections_per_node,
         start_secs,
         queues,
         db_writes_per_sec: writes,
@@ -331,20 +387,37 @@ fn main() {
         }
     }
     println!(
-        "\nwindow {} s per N, report_interval {} s, {} select_destinations a second\n",
+        "\n{}; window {} s per N, report_interval {} s, {} select_destinations a second{}\n",
+        if plan.cluster {
+            "three-node cluster (connections and broker memory per node: rabbit, rabbit-2, rabbit-3)"
+        } else {
+            "one node"
+        },
         plan.window.as_secs(),
         plan.report_interval,
-        plan.requests_per_sec
+        plan.requests_per_sec,
+        if plan.query.is_empty() {
+            String::new()
+        } else {
+            format!(", transport options {}", plan.query)
+        }
     );
+    let per_node = |values: &[String]| values.join(" / ");
     println!(
         "| agents | connections | start | queues | DB writes/s | heartbeat age p50 / p99 / max | down | reading the registry | select_destinations p50 / p99 | failed | CPU (this process) | CPU (broker) | RSS (this process) | RSS (broker) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for f in &results {
         println!(
-            "| {} | {} | {:.1} s | {} | {:.0} | {:.1} / {:.1} / {:.1} s | {} | {:.1} ms | {:.1} / {:.1} ms ({} calls) | {} | {:.0}% | {:.0}% | {:.0} MiB | {:.0} MiB |",
+            "| {} | {} ({}) | {:.1} s | {} | {:.0} | {:.1} / {:.1} / {:.1} s | {} | {:.1} ms | {:.1} / {:.1} ms ({} calls) | {} | {:.0}% | {:.0}% | {:.0} MiB | {} MiB |",
             f.agents,
             f.connections,
+            per_node(
+                &f.connections_per_node
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
             f.start_secs,
             f.queues,
             f.db_writes_per_sec,
@@ -360,7 +433,12 @@ fn main() {
             f.cpu_percent,
             f.broker_cpu_percent,
             f.rss_mib,
-            f.broker_rss_mib,
+            per_node(
+                &f.broker_rss_mib
+                    .iter()
+                    .map(|m| format!("{m:.0}"))
+                    .collect::<Vec<_>>()
+            ),
         );
     }
     if plan.smoke {
