@@ -7,36 +7,40 @@
 //! running it (at most once), as oslo does. Requests to one queue are published through the
 //! default exchange straight to that queue unless `direct_publish=false` (see
 //! [`AmqpOptions::direct_publish`]).
+//!
+//! Here: the transport, its supervisor (reconnects) and the publish path. `connection.rs` opens a
+//! session on the first host that answers; `consumers.rs` consumes the reply queue and the
+//! servers' queues; `replies.rs` publishes servers' replies; `topology.rs` names queues and
+//! exchanges as oslo does; `broker.rs` wraps each AMQP operation with a typed error;
+//! `options.rs` reads `[oslo_messaging_rabbit]`.
 
+mod broker;
 mod connection;
+mod consumers;
 mod options;
+mod replies;
 mod topology;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::task::Poll;
 use std::time::Duration;
 
 use futures_core::Stream;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
-use lapin::types::{FieldTable, ShortString};
-use lapin::{Channel, Consumer, ExchangeKind};
+use lapin::ExchangeKind;
+use lapin::options::BasicPublishOptions;
+use lapin::types::ShortString;
 use tokio::sync::{Notify, mpsc, watch};
 
+use self::broker::{broker, declare_exchange, short};
 use self::connection::{Backoff, Session, current_session};
+pub(crate) use self::consumers::acknowledge;
+use self::consumers::{ListenerSpec, Unsubscribe};
 pub use self::options::{AmqpOptions, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption};
 use super::pending::PendingCalls;
-use super::{
-    Ack, BoxFuture, Delivery, ListenOptions, Listener, ReplyKind, ReplySink, Sent, Transport,
-    TransportUrl,
-};
+use super::{BoxFuture, ListenOptions, Listener, Transport, TransportUrl};
 use crate::envelope::{MessageId, Reply, Request};
 use crate::error::TransportError;
 use crate::target::Target;
@@ -86,50 +90,6 @@ struct Inner {
     /// Exchanges declared on the current session (by generation), so publishes declare once.
     declared: Mutex<(u64, HashSet<String>)>,
     listeners: Mutex<Vec<Weak<ListenerSpec>>>,
-}
-
-/// What a listener consumes, kept so it can be consumed again after a reconnect.
-struct ListenerSpec {
-    target: Target,
-    /// The server's concurrency limit, which the default prefetch follows.
-    max_concurrency: usize,
-    fanout_queue: String,
-    tx: mpsc::UnboundedSender<Delivery>,
-    /// Consumers of the current session: (channel, consumer tags).
-    consuming: Mutex<Option<(Channel, Vec<String>)>>,
-    /// Set when the listener is dropped, so the end of its consumers is expected.
-    stopping: AtomicBool,
-}
-
-/// The queues a listener consumes, as oslo names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListenerQueue {
-    /// `topic`: shared by every server of the topic.
-    Topic,
-    /// `topic.server`: this server's own.
-    Server,
-    /// `topic_fanout_<uuid>`: this server's copy of the topic's fanout casts.
-    Fanout,
-}
-
-impl ListenerSpec {
-    /// The queues this listener consumes: the server queue only when it has a server name.
-    fn queues(&self) -> Vec<ListenerQueue> {
-        let mut queues = vec![ListenerQueue::Topic];
-        if self.target.server.is_some() {
-            queues.push(ListenerQueue::Server);
-        }
-        queues.push(ListenerQueue::Fanout);
-        queues
-    }
-
-    fn queue_name(&self, queue: ListenerQueue) -> Cow<'_, str> {
-        match queue {
-            ListenerQueue::Topic => Cow::Borrowed(&self.target.topic),
-            ListenerQueue::Server => self.target.routing_key(),
-            ListenerQueue::Fanout => Cow::Borrowed(&self.fanout_queue),
-        }
-    }
 }
 
 impl fmt::Debug for AmqpTransport {
@@ -220,7 +180,7 @@ impl Drop for AmqpTransport {
     }
 }
 
-/// Keeps a session up: on a break, fails the calls in flight, reconnects with backoff, then
+/// Keeps a session up: on a break, reconnects with backoff (calls in flight keep waiting), then
 /// redeclares and re-consumes everything.
 async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
     let mut broken = inner.broken.subscribe();
@@ -335,268 +295,6 @@ impl Inner {
             self.consume_listener(session, &listener).await?;
         }
         Ok(())
-    }
-
-    /// Declares the reply queue and consumes it.
-    async fn consume_replies(
-        self: &Arc<Self>,
-        session: &Arc<Session>,
-    ) -> Result<(), TransportError> {
-        let channel = create_channel(session).await?;
-        declare_queue(
-            &channel,
-            &self.reply_queue,
-            self.options.transient_durable(),
-            topology::transient_queue_arguments(&self.options),
-        )
-        .await?;
-        // Replicated reply queues are asked for so that replies survive a node: acknowledged
-        // once handed to their call, a reply delivered as the connection drops is delivered
-        // again on the next one instead of being lost in flight. Classic reply queues keep
-        // oslo's cheaper automatic acknowledgement.
-        let acked = self.options.transient_quorum_queues;
-        let consumer = consume(&channel, &self.reply_queue, !acked).await?;
-        let inner = Arc::clone(self);
-        let generation = session.generation;
-        tokio::spawn(async move {
-            let ended = drain(consumer, |delivery| {
-                inner.calls.deliver(&delivery.data);
-                if acked {
-                    acknowledge(delivery.acker);
-                }
-            })
-            .await;
-            // Nothing cancels the reply consumer on purpose: its end means the queue or the
-            // connection is gone (deleted, expired, broker restart).
-            if let Some(session) = inner.resumable(generation, ended, &channel, "reply queue") {
-                let _ = channel.close(200, "consumer cancelled".into()).await;
-                inner.resume_replies(session).await;
-            }
-        });
-        Ok(())
-    }
-
-    /// The live session `generation` when a consumer of it that the broker cancelled can be
-    /// consumed again on it (the connection and the consumer's channel are up); otherwise, unless
-    /// the transport is closing, the session is reported broken and `None` returned.
-    fn resumable(
-        &self,
-        generation: u64,
-        ended: Ended,
-        channel: &Channel,
-        what: &str,
-    ) -> Option<Arc<Session>> {
-        if self.shutdown.load(Ordering::SeqCst) {
-            return None;
-        }
-        let current = self
-            .session
-            .borrow()
-            .as_ref()
-            .filter(|s| s.generation == generation)
-            .cloned();
-        match current {
-            Some(session)
-                if ended == Ended::Cancelled
-                    && session.connection.status().connected()
-                    && channel.status().connected() =>
-            {
-                tracing::warn!(
-                    what,
-                    "the broker cancelled a consumer (its queue deleted or moved); declaring and \
-                     consuming it again"
-                );
-                Some(session)
-            }
-            _ => {
-                self.consumer_ended(generation, what);
-                None
-            }
-        }
-    }
-
-    /// Declares and consumes the reply queue again on the same session after the broker cancelled
-    /// its consumer; calls in flight keep waiting (their replies are retried by the servers).
-    /// (Boxed: it consumes again, and the new consumer's task may call it in turn.)
-    fn resume_replies(self: &Arc<Self>, session: Arc<Session>) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            let _ready = self.reply_ready.lock().await;
-            let resumed =
-                tokio::time::timeout(RESTORE_TIMEOUT, self.consume_replies(&session)).await;
-            if !matches!(resumed, Ok(Ok(()))) {
-                tracing::warn!("could not consume the reply queue again; reconnecting");
-                self.report_broken(session.generation);
-            }
-        })
-    }
-
-    /// Declares and consumes a server's three queues on a channel of its own.
-    async fn consume_listener(
-        self: &Arc<Self>,
-        session: &Arc<Session>,
-        listener: &Arc<ListenerSpec>,
-    ) -> Result<(), TransportError> {
-        let channel = create_channel(session).await?;
-        let prefetch = self.options.prefetch_for(listener.max_concurrency);
-        if prefetch > 0 {
-            channel
-                .basic_qos(prefetch, BasicQosOptions::default())
-                .await
-                .map_err(|e| broker("basic_qos", &e))?;
-        }
-        let queues = listener.queues();
-        for &queue in &queues {
-            self.declare_listener_queue(&channel, listener, queue)
-                .await?;
-        }
-        let mut tags = Vec::new();
-        for &queue in &queues {
-            tags.push(
-                self.consume_listener_queue(session, &channel, listener, queue)
-                    .await?,
-            );
-        }
-        *lock(&listener.consuming) = Some((channel, tags));
-        Ok(())
-    }
-
-    /// Declares one of a listener's queues, its exchange and its binding.
-    async fn declare_listener_queue(
-        &self,
-        channel: &Channel,
-        listener: &ListenerSpec,
-        queue: ListenerQueue,
-    ) -> Result<(), TransportError> {
-        let options = &self.options;
-        let target = &listener.target;
-        let name = listener.queue_name(queue);
-        match queue {
-            ListenerQueue::Topic | ListenerQueue::Server => {
-                let exchange = topology::exchange(target, options);
-                declare_exchange(
-                    channel,
-                    exchange,
-                    ExchangeKind::Topic,
-                    options.durable(),
-                    false,
-                )
-                .await?;
-                declare_queue(
-                    channel,
-                    &name,
-                    options.durable(),
-                    topology::topic_queue_arguments(options),
-                )
-                .await?;
-                bind(channel, &name, exchange, &name).await
-            }
-            ListenerQueue::Fanout => {
-                let exchange = topology::fanout_exchange(&target.topic);
-                declare_exchange(channel, &exchange, ExchangeKind::Fanout, false, true).await?;
-                declare_queue(
-                    channel,
-                    &name,
-                    options.transient_durable(),
-                    topology::transient_queue_arguments(options),
-                )
-                .await?;
-                bind(channel, &name, &exchange, &target.topic).await
-            }
-        }
-    }
-
-    /// Consumes one of a listener's queues on `channel`, feeding its deliveries to the server;
-    /// returns the consumer tag.
-    async fn consume_listener_queue(
-        self: &Arc<Self>,
-        session: &Arc<Session>,
-        channel: &Channel,
-        listener: &Arc<ListenerSpec>,
-        queue: ListenerQueue,
-    ) -> Result<String, TransportError> {
-        let consumer = consume(channel, &listener.queue_name(queue), false).await?;
-        let tag = consumer.tag().to_string();
-        let inner = Arc::clone(self);
-        let tx = listener.tx.clone();
-        let generation = session.generation;
-        let sink: Arc<dyn ReplySink> = Arc::new(AmqpReplySink {
-            inner: Arc::downgrade(self),
-        });
-        let spec = Arc::downgrade(listener);
-        let channel = channel.clone();
-        let old_tag = tag.clone();
-        tokio::spawn(async move {
-            let ended = drain(consumer, |delivery| {
-                let _ = tx.send(Delivery {
-                    body: delivery.data,
-                    sink: Arc::clone(&sink),
-                    ack: Some(Ack::Amqp(delivery.acker)),
-                });
-            })
-            .await;
-            let Some(spec) = spec
-                .upgrade()
-                .filter(|s| !s.stopping.load(Ordering::SeqCst))
-            else {
-                return;
-            };
-            if let Some(session) = inner.resumable(generation, ended, &channel, "server queue") {
-                inner
-                    .resume_listener_queue(session, &channel, &spec, queue, &old_tag)
-                    .await;
-            }
-        });
-        Ok(tag)
-    }
-
-    /// Declares and consumes one of a listener's queues again on the same channel after the
-    /// broker cancelled its consumer; reconnects when that fails. (Boxed: the new consumer's task
-    /// may call it in turn.)
-    fn resume_listener_queue<'a>(
-        self: &'a Arc<Self>,
-        session: Arc<Session>,
-        channel: &'a Channel,
-        listener: &'a Arc<ListenerSpec>,
-        queue: ListenerQueue,
-        old_tag: &'a str,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let resumed = tokio::time::timeout(RESTORE_TIMEOUT, async {
-                self.declare_listener_queue(channel, listener, queue)
-                    .await?;
-                self.consume_listener_queue(&session, channel, listener, queue)
-                    .await
-            })
-            .await;
-            match resumed {
-                Ok(Ok(tag)) => {
-                    if let Some((_, tags)) = lock(&listener.consuming).as_mut() {
-                        tags.retain(|t| t != old_tag);
-                        tags.push(tag);
-                    }
-                }
-                _ => {
-                    tracing::warn!(
-                        queue = %listener.queue_name(queue),
-                        "could not consume a server queue again; reconnecting"
-                    );
-                    self.report_broken(session.generation);
-                }
-            }
-        })
-    }
-
-    /// A consumer of session `generation` stopped when nobody stopped it: the session is broken
-    /// (a deleted queue, a closed channel, a lost connection), unless the transport is closing.
-    fn consumer_ended(&self, generation: u64, what: &str) {
-        if self.shutdown.load(Ordering::SeqCst) {
-            return;
-        }
-        let current = self.session.borrow().as_ref().map(|s| s.generation);
-        if current == Some(generation) {
-            tracing::warn!(what, "a consumer stopped; reconnecting to restore it");
-        }
-        self.report_broken(generation);
     }
 
     /// Marks session `generation` broken, so the supervisor replaces it (once, however many
@@ -776,70 +474,6 @@ impl Inner {
             }
         }
     }
-
-    /// Declares and consumes the reply queue once per session, on the first call.
-    async fn ensure_reply_queue(
-        self: &Arc<Self>,
-        session: &Arc<Session>,
-    ) -> Result<(), TransportError> {
-        if self.reply_generation.load(Ordering::Acquire) == session.generation {
-            return Ok(());
-        }
-        self.reply_in_use.store(true, Ordering::SeqCst);
-        let mut ready = self.reply_ready.lock().await;
-        if *ready != session.generation {
-            // Bounded: this holds the lock the supervisor's restore needs.
-            tokio::time::timeout(RESTORE_TIMEOUT, self.consume_replies(session))
-                .await
-                .map_err(|_| TransportError::Broker {
-                    operation: "consume the reply queue".to_owned(),
-                    reason: format!("no answer within {RESTORE_TIMEOUT:?}"),
-                })??;
-            *ready = session.generation;
-            self.reply_generation
-                .store(session.generation, Ordering::Release);
-        }
-        Ok(())
-    }
-}
-
-/// Acknowledges one delivery in a task of its own, so the request it carries runs at once. (Acks
-/// coalesced into `multiple` acks were tried and lost acknowledgements at shutdown, so requests
-/// ran twice; see docs/performance.md.)
-pub(crate) fn acknowledge(acker: lapin::Acker) {
-    tokio::spawn(async move {
-        if let Err(error) = acker.ack(BasicAckOptions::default()).await {
-            tracing::warn!(%error, "could not acknowledge a message");
-        }
-    });
-}
-
-/// How a consumer's stream ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    /// Cancelled without an error: by the broker (its queue deleted, a node drained) or by us.
-    Cancelled,
-    /// Its channel or connection failed.
-    Failed,
-}
-
-/// Reads deliveries until the consumer stops (cancelled, or its channel closed).
-async fn drain(mut consumer: Consumer, mut each: impl FnMut(lapin::message::Delivery)) -> Ended {
-    loop {
-        let next = std::future::poll_fn(|cx| match Pin::new(&mut consumer).poll_next(cx) {
-            Poll::Ready(item) => Poll::Ready(item),
-            Poll::Pending => Poll::Pending,
-        })
-        .await;
-        match next {
-            Some(Ok(delivery)) => each(delivery),
-            Some(Err(error)) => {
-                tracing::debug!(%error, "consumer error");
-                return Ended::Failed;
-            }
-            None => return Ended::Cancelled,
-        }
-    }
 }
 
 /// What became of a published message.
@@ -851,161 +485,6 @@ enum Routed {
     Returned,
     /// The broker refused it (a nack: a node shutting down, a queue over its limit).
     Nacked,
-}
-
-/// Publishes replies for servers, on the transport's current session.
-struct AmqpReplySink {
-    inner: Weak<Inner>,
-}
-
-impl AmqpReplySink {
-    /// Publishes a reply on the current session; when the publish broke with its connection,
-    /// publishes it again on the next one, for up to [`CAST_CONNECT_WAIT`] (the caller keeps
-    /// waiting across the reconnect).
-    async fn publish_reply(
-        inner: &Inner,
-        routing_key: &ShortString,
-        body: &[u8],
-    ) -> Result<Routed, TransportError> {
-        let deadline = tokio::time::Instant::now() + CAST_CONNECT_WAIT;
-        let mut session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
-        loop {
-            let error = match inner
-                .publish(
-                    &session,
-                    (ShortString::default(), routing_key.clone()),
-                    true,
-                    body,
-                    topology::message_properties(None),
-                    || "basic_publish of a reply".to_owned(),
-                )
-                .await
-            {
-                Err(error) if *inner.broken.borrow() >= session.generation => error,
-                routed => return routed,
-            };
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            tracing::debug!(%error, "a reply's publish broke with its connection; publishing again on the next");
-            session = match connection::next_session(&inner.session, session.generation, left).await
-            {
-                Ok(next) => next,
-                Err(_) => return Err(error),
-            };
-        }
-    }
-
-    /// Publishes a final reply whose queue was missing (or that the broker refused) again, in a task of its own, until a queue
-    /// takes it or `kombu_missing_consumer_retry_timeout` has passed since the first try (the
-    /// caller may be reconnecting and declaring its queue again, as oslo allows for). Other
-    /// replies never wait for it.
-    fn retry_missing(inner: Weak<Inner>, routing_key: ShortString, body: Vec<u8>) {
-        let Some(timeout) = inner
-            .upgrade()
-            .map(|i| i.options.missing_consumer_retry_timeout)
-        else {
-            return;
-        };
-        tokio::spawn(async move {
-            let first = tokio::time::Instant::now();
-            let mut wait = MISSING_REPLY_QUEUE_FIRST_WAIT;
-            loop {
-                if first.elapsed() + wait > timeout {
-                    tracing::warn!(
-                        reply_q = routing_key.as_str(),
-                        waited = ?first.elapsed(),
-                        "dropping a reply: its reply queue is gone and did not come back within \
-                         kombu_missing_consumer_retry_timeout"
-                    );
-                    return;
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MISSING_REPLY_QUEUE_MAX_WAIT);
-                let Some(inner) = inner.upgrade() else {
-                    return;
-                };
-                match Self::publish_reply(&inner, &routing_key, &body).await {
-                    Ok(Routed::Taken) => {
-                        tracing::debug!(
-                            reply_q = routing_key.as_str(),
-                            after = ?first.elapsed(),
-                            "a reply found its queue again"
-                        );
-                        return;
-                    }
-                    Ok(Routed::Returned | Routed::Nacked) => {}
-                    Err(error) => {
-                        tracing::debug!(%error, "retrying a reply whose queue was gone");
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// The first wait before a reply whose queue is gone is published again; it doubles up to
-/// [`MISSING_REPLY_QUEUE_MAX_WAIT`].
-const MISSING_REPLY_QUEUE_FIRST_WAIT: Duration = Duration::from_millis(250);
-/// The longest wait between two tries of a reply whose queue is gone.
-const MISSING_REPLY_QUEUE_MAX_WAIT: Duration = Duration::from_secs(2);
-
-impl ReplySink for AmqpReplySink {
-    fn send_reply(&self, reply_q: &str, body: Vec<u8>, kind: ReplyKind) -> Sent {
-        let Some(inner) = self.inner.upgrade() else {
-            return Sent::Now(Err(TransportError::Closed));
-        };
-        // Checked here, once: the name came from the network.
-        let routing_key = match short(reply_q) {
-            Ok(routing_key) => routing_key,
-            Err(error) => return Sent::Now(Err(error)),
-        };
-        let weak = self.inner.clone();
-        Sent::Later(Box::pin(async move {
-            let routed = Self::publish_reply(&inner, &routing_key, &body).await?;
-            // A reply refused or unroutable now may be taken in a moment: its caller may be
-            // reconnecting, or the node that refused it shutting down.
-            if matches!(routed, Routed::Returned | Routed::Nacked) {
-                match kind {
-                    ReplyKind::Final => Self::retry_missing(weak, routing_key, body),
-                    ReplyKind::Heartbeat => tracing::debug!(
-                        reply_q = routing_key.as_str(),
-                        "a call-monitor heartbeat found no reply queue"
-                    ),
-                }
-            }
-            Ok(())
-        }))
-    }
-}
-
-/// Stops a listener's consumers and deletes its fanout queue (as oslo does on shutdown).
-struct Unsubscribe {
-    spec: Arc<ListenerSpec>,
-    inner: Weak<Inner>,
-}
-
-impl Drop for Unsubscribe {
-    fn drop(&mut self) {
-        self.spec.stopping.store(true, Ordering::SeqCst);
-        let Some((channel, tags)) = lock(&self.spec.consuming).take() else {
-            return;
-        };
-        let fanout_queue = self.spec.fanout_queue.clone();
-        let inner = self.inner.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                for tag in tags {
-                    let _ = channel
-                        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                        .await;
-                }
-                let _ = channel
-                    .queue_delete(fanout_queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-                let _ = channel.close(200, "listener stopped".into()).await;
-                drop(inner);
-            });
-        }
-    }
 }
 
 impl Transport for AmqpTransport {
@@ -1085,107 +564,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A queue, exchange or routing-key name as AMQP carries it. lapin panics on a name over 255
-/// bytes; every name from a user or the network goes through here instead.
-fn short(name: &str) -> Result<ShortString, TransportError> {
-    if name.len() > usize::from(u8::MAX) {
-        return Err(TransportError::NameTooLong {
-            prefix: name.chars().take(32).collect(),
-            length: name.len(),
-        });
-    }
-    // Within the limit: lapin's conversion cannot fail.
-    Ok(ShortString::from(name))
-}
-
-fn broker(operation: &str, error: &lapin::Error) -> TransportError {
-    TransportError::Broker {
-        operation: operation.to_owned(),
-        reason: error.to_string(),
-    }
-}
-
-async fn create_channel(session: &Session) -> Result<Channel, TransportError> {
-    session
-        .connection
-        .create_channel()
-        .await
-        .map_err(|e| broker("channel_open", &e))
-}
-
-async fn declare_exchange(
-    channel: &Channel,
-    name: &str,
-    kind: ExchangeKind,
-    durable: bool,
-    auto_delete: bool,
-) -> Result<(), TransportError> {
-    channel
-        .exchange_declare(
-            short(name)?,
-            kind,
-            ExchangeDeclareOptions {
-                durable,
-                auto_delete,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| broker(&format!("exchange_declare {name}"), &e))
-}
-
-async fn declare_queue(
-    channel: &Channel,
-    name: &str,
-    durable: bool,
-    arguments: FieldTable,
-) -> Result<(), TransportError> {
-    channel
-        .queue_declare(
-            short(name)?,
-            QueueDeclareOptions {
-                durable,
-                ..QueueDeclareOptions::default()
-            },
-            arguments,
-        )
-        .await
-        .map(drop)
-        .map_err(|e| broker(&format!("queue_declare {name}"), &e))
-}
-
-async fn bind(
-    channel: &Channel,
-    queue: &str,
-    exchange: &str,
-    routing_key: &str,
-) -> Result<(), TransportError> {
-    channel
-        .queue_bind(
-            short(queue)?,
-            short(exchange)?,
-            short(routing_key)?,
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| broker(&format!("queue_bind {queue} to {exchange}"), &e))
-}
-
-async fn consume(channel: &Channel, queue: &str, no_ack: bool) -> Result<Consumer, TransportError> {
-    channel
-        .basic_consume(
-            short(queue)?,
-            "".into(),
-            BasicConsumeOptions {
-                no_ack,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(|e| broker(&format!("basic_consume {queue}"), &e))
 }
