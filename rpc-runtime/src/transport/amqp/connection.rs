@@ -155,15 +155,33 @@ async fn connect_tls(
         .map_err(|e| tls_failure(&e.to_string(), presented))
 }
 
-/// A TLS connect error, with what to do when the broker asked for a client certificate.
+/// A TLS connect error, with what to do when the broker asked for a client certificate. The
+/// broker's alert may be lost when it closes the connection first (seen under load): a connection
+/// closed or reset during set-up, with no certificate given, names the likely reason too.
 #[cfg(feature = "amqp-tls")]
 fn tls_failure(error: &str, presented_certificate: bool) -> String {
+    if presented_certificate {
+        return error.to_owned();
+    }
     let asked_for_one =
         error.contains("CertificateRequired") || error.contains("certificate required");
-    if asked_for_one && !presented_certificate {
+    let closed = [
+        "Connection reset",
+        "Broken pipe",
+        "unexpected end of file",
+        "UnexpectedEof",
+    ]
+    .iter()
+    .any(|sign| error.contains(sign));
+    if asked_for_one {
         format!(
             "the broker requires a client certificate and none was given (set ssl_cert_file and \
              ssl_key_file): {error}"
+        )
+    } else if closed {
+        format!(
+            "the broker closed the connection during set-up; it may require a client certificate, \
+             and none was given (set ssl_cert_file and ssl_key_file): {error}"
         )
     } else {
         error.to_owned()
@@ -400,6 +418,25 @@ mod tests {
             })
             .collect();
         assert!(orders.len() > 1, "shuffle shuffles");
+    }
+
+    #[cfg(feature = "amqp-tls")]
+    #[test]
+    fn a_refused_tls_set_up_without_a_certificate_names_the_likely_reason() {
+        let alert = tls_failure("IO error: received fatal alert: CertificateRequired", false);
+        assert!(
+            alert.starts_with("the broker requires a client certificate"),
+            "{alert}"
+        );
+        let reset = tls_failure("IO error: Connection reset by peer (os error 104)", false);
+        assert!(
+            reset.contains("may require a client certificate"),
+            "{reset}"
+        );
+        let other = "IO error: invalid peer certificate: UnknownIssuer";
+        assert_eq!(tls_failure(other, false), other);
+        let with_one = "IO error: Connection reset by peer (os error 104)";
+        assert_eq!(tls_failure(with_one, true), with_one);
     }
 
     #[test]
