@@ -81,6 +81,50 @@ fn queue_leaders(vhost: &Vhost) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Quorum topic and reply queues, with publisher confirms: what the steady-client tests run on.
+const REPLICATED: &str =
+    "?rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&confirm_publish=true";
+
+/// A topic of its own served by two servers (`h0`, `h1`) and an echo client with a 15 s timeout
+/// that has been answered once; `first` is the node each of the three connects to first.
+async fn serve_and_connect(
+    cluster: &Cluster,
+    vhost: &Vhost,
+    prefix: &str,
+    query: &str,
+    first: [usize; 3],
+) -> (String, Vec<RpcServer>, EchoClient) {
+    let topic = rpc_integration_tests::unique_name(prefix);
+    let mut servers = Vec::new();
+    for (i, first) in first[..2].iter().enumerate() {
+        let transport = rpc_runtime::connect(&cluster.url(vhost, *first, query))
+            .await
+            .expect("a server connects");
+        servers.push(
+            RpcServer::start(
+                transport,
+                Target::new(topic.as_str()).with_server(format!("h{i}")),
+                vec![Arc::new(Echo::default())],
+                ServerConfig::default(),
+            )
+            .await
+            .expect("serve"),
+        );
+    }
+    let client = EchoClient::from_client(Client::new(
+        rpc_runtime::connect(&cluster.url(vhost, first[2], query))
+            .await
+            .expect("the client connects"),
+        Target::new(topic.as_str()),
+    ))
+    .prepare(CallOptions::new().timeout(Duration::from_secs(15)));
+    assert_eq!(
+        client.echo(&Context::new(), 0).await.expect("a first call"),
+        0
+    );
+    (topic, servers, client)
+}
+
 /// A client calling at a steady rate ([`STEADY_EVERY`]) until stopped, one call at a time.
 struct Steady {
     done: watch::Sender<bool>,
@@ -554,37 +598,11 @@ async fn a_rolling_restart_of_the_whole_cluster_under_a_steady_client() {
     };
     // Reply queues are quorum queues too: a classic reply queue lives on the client's node, and a
     // reply sitting in it when that node stops is lost with it (seen once in nine rolls).
-    let query = "?rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&confirm_publish=true";
-    let topic = rpc_integration_tests::unique_name("rolling");
-    let mut servers = Vec::new();
-    for (i, first) in [1, 2].into_iter().enumerate() {
-        let transport = rpc_runtime::connect(&cluster.url(&vhost, first, query))
-            .await
-            .expect("a server connects");
-        servers.push(
-            RpcServer::start(
-                transport,
-                Target::new(topic.as_str()).with_server(format!("h{i}")),
-                vec![Arc::new(Echo::default())],
-                ServerConfig::default(),
-            )
-            .await
-            .expect("serve"),
-        );
-    }
-    // The client's timeout is longer than one node's restart.
-    let client = EchoClient::from_client(Client::new(
-        rpc_runtime::connect(&cluster.url(&vhost, 0, query))
-            .await
-            .expect("the client connects"),
-        Target::new(topic.as_str()),
-    ))
-    .prepare(CallOptions::new().timeout(Duration::from_secs(15)));
-    assert_eq!(
-        client.echo(&Context::new(), 0).await.expect("a first call"),
-        0
-    );
-
+    let query = REPLICATED;
+    // Servers on nodes 1 and 2, the client on node 0; its timeout is longer than one node's
+    // restart.
+    let (_, servers, client) =
+        serve_and_connect(&cluster, &vhost, "rolling", query, [1, 2, 0]).await;
     let steady = Steady::start(client);
     let _restore = RestoreOnDrop(&cluster);
     let rolled = Instant::now();
@@ -640,37 +658,11 @@ async fn draining_a_node_moves_its_connections_and_queue_leaders_without_a_faile
     let Some(vhost) = Vhost::create("drain") else {
         return;
     };
-    let query = "?rabbit_quorum_queue=true&rabbit_transient_quorum_queue=true&confirm_publish=true";
-    let topic = rpc_integration_tests::unique_name("drain");
+    let query = REPLICATED;
     // Both servers and the client on node 1, the one drained: every queue's leader starts there.
     const DRAINED: usize = 1;
-    let mut servers = Vec::new();
-    for i in 0..2 {
-        let transport = rpc_runtime::connect(&cluster.url(&vhost, DRAINED, query))
-            .await
-            .expect("a server connects");
-        servers.push(
-            RpcServer::start(
-                transport,
-                Target::new(topic.as_str()).with_server(format!("h{i}")),
-                vec![Arc::new(Echo::default())],
-                ServerConfig::default(),
-            )
-            .await
-            .expect("serve"),
-        );
-    }
-    let client = EchoClient::from_client(Client::new(
-        rpc_runtime::connect(&cluster.url(&vhost, DRAINED, query))
-            .await
-            .expect("the client connects"),
-        Target::new(topic.as_str()),
-    ))
-    .prepare(CallOptions::new().timeout(Duration::from_secs(15)));
-    assert_eq!(
-        client.echo(&Context::new(), 0).await.expect("a first call"),
-        0
-    );
+    let (topic, servers, client) =
+        serve_and_connect(&cluster, &vhost, "drain", query, [DRAINED; 3]).await;
     let (drained_node, drained_port) = CLUSTER_NODES[DRAINED];
     assert_eq!(cluster.connection_ports(&vhost), [drained_port; 3]);
     let leaders = queue_leaders(&vhost);
