@@ -11,6 +11,7 @@ mod errors;
 mod expand;
 mod lock;
 mod model;
+mod notification;
 mod object;
 mod parse;
 mod validate;
@@ -23,6 +24,15 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn rpc_endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::rpc_endpoint(attr.into(), item.into()).into()
+}
+
+/// Makes an impl block a notification listener's endpoint: its methods named for priorities
+/// (`info`, `error`, …) receive the notifications, filtered by the attribute's expressions.
+///
+/// Documented at `rpc_runtime::notification_endpoint`.
+#[proc_macro_attribute]
+pub fn notification_endpoint(attr: TokenStream, item: TokenStream) -> TokenStream {
+    notification::expand(attr.into(), item.into()).into()
 }
 
 /// Derives `rpc_runtime::object::VersionedObject` (oslo.versionedobjects' primitive format) and

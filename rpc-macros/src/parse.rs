@@ -27,11 +27,11 @@ pub(crate) struct Once<T> {
 }
 
 impl<T> Once<T> {
-    fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         Self { name, value: None }
     }
 
-    fn set(&mut self, span: Span, value: T, errors: &mut Errors) {
+    pub(crate) fn set(&mut self, span: Span, value: T, errors: &mut Errors) {
         if self.value.is_some() {
             errors.push(span, format_args!("duplicate argument `{}`", self.name));
         } else {
@@ -287,14 +287,14 @@ fn take_attrs(attrs: &mut Vec<Attribute>, name: &str) -> Vec<Attribute> {
 }
 
 /// Consumes `= value` after an unknown key so parsing can go on.
-fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         let _: syn::Expr = meta.value()?.parse()?;
     }
     Ok(())
 }
 
-fn unknown_key(attribute: &str, path: &syn::Path, known: &[&str]) -> String {
+pub(crate) fn unknown_key(attribute: &str, path: &syn::Path, known: &[&str]) -> String {
     let name = quote::quote!(#path).to_string().replace(' ', "");
     let list = known
         .iter()

@@ -33,6 +33,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 pub mod launcher;
+pub mod notify;
 pub mod object;
 mod periodic;
 mod private;
@@ -68,6 +69,9 @@ pub use crate::version::{ParseVersionError, Version, VersionMarker, can_send_ver
 
 #[doc = include_str!("docs/rpc_endpoint.md")]
 pub use rpc_macros::rpc_endpoint;
+
+#[doc = include_str!("docs/notification_endpoint.md")]
+pub use rpc_macros::notification_endpoint;
 
 pub use crate::object::VersionedObject;
 #[doc = include_str!("docs/versioned_object.md")]

@@ -418,6 +418,38 @@ pub fn periodic_failed<E: std::fmt::Display>(error: &E) -> crate::endpoint::Peri
     crate::endpoint::PeriodicTaskError::Failed(error.to_string())
 }
 
+/// The filter `#[notification_endpoint(…)]` describes. The macro checked every expression; one
+/// that still fails to compile (a construct the runtime's engine lacks) makes a filter that lets
+/// nothing through, and says so, rather than one that lets everything through.
+pub fn notification_filter(
+    event_type: Option<&str>,
+    publisher_id: Option<&str>,
+    context: &[(&str, &str)],
+    payload: &[(&str, &str)],
+) -> crate::notify::NotificationFilter {
+    use crate::notify::NotificationFilter;
+    let build = || -> Result<NotificationFilter, regex::Error> {
+        let mut filter = NotificationFilter::new();
+        if let Some(pattern) = event_type {
+            filter = filter.event_type(pattern)?;
+        }
+        if let Some(pattern) = publisher_id {
+            filter = filter.publisher_id(pattern)?;
+        }
+        for (key, pattern) in context {
+            filter = filter.context(key, pattern)?;
+        }
+        for (key, pattern) in payload {
+            filter = filter.payload(key, pattern)?;
+        }
+        Ok(filter)
+    };
+    build().unwrap_or_else(|error| {
+        tracing::error!(%error, "a notification filter does not compile; it lets nothing through");
+        NotificationFilter::nothing()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

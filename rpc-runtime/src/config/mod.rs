@@ -101,6 +101,8 @@ pub struct Config {
     pub upgrade_levels: BTreeMap<String, UpgradeLevel>,
     /// `[oslo_messaging_rabbit]` options this runtime reads, passed to the transport.
     pub rabbit: BTreeMap<String, String>,
+    /// `[oslo_messaging_notifications]`: the notification drivers, topics, transport and retry.
+    pub notifications: crate::notify::NotificationSettings,
     /// Every other setting, left for the application to read (a scheduler's
     /// `[filter_scheduler]`, say); [`option`](Self::option) reads one.
     pub extra: OtherOptions,
@@ -162,6 +164,7 @@ impl Default for Config {
             database_connection: None,
             upgrade_levels: BTreeMap::new(),
             rabbit: BTreeMap::new(),
+            notifications: crate::notify::NotificationSettings::default(),
             extra: OtherOptions::default(),
         }
     }
@@ -647,6 +650,10 @@ fn type_settings(
                 config.rabbit.insert(key.clone(), value);
             }
             (RABBIT_SECTION, _) => warn(AMQP_OPTION_NAMES, false),
+            (crate::notify::SECTION, k) if crate::notify::OPTION_NAMES.contains(&k) => {
+                crate::notify::set_option(&mut config.notifications, k, &value).map_err(invalid)?;
+            }
+            (crate::notify::SECTION, _) => warn(crate::notify::OPTION_NAMES, false),
             _ => {
                 config.extra.insert(section, key, value);
             }

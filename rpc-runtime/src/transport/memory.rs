@@ -1,7 +1,7 @@
 //! `memory://`: an in-process broker with oslo's routing (topic, `topic.server`, fanout, reply
 //! queues), carrying the same encoded envelopes as RabbitMQ.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 
 use super::pending::PendingCalls;
 use super::{
-    BoxFuture, Delivery, ListenOptions, Listener, ReplyKind, ReplySink, Sent, Transport,
-    TransportUrl,
+    Ack, BoxFuture, Delivery, ListenOptions, Listener, ReplyKind, ReplySink, Retry, Sent,
+    Transport, TransportUrl,
 };
 use crate::envelope::{MessageId, Reply, ReplyRoute, Request};
 use crate::error::TransportError;
@@ -87,7 +87,66 @@ struct BrokerState {
     fanout: Mutex<HashMap<String, Vec<Consumer>>>,
     /// Reply queues by name.
     reply_queues: Mutex<HashMap<String, Weak<ReplyWaiters>>>,
+    /// Notification queues by exchange, then queue name.
+    notification_queues: Mutex<HashMap<String, HashMap<String, NotificationQueue>>>,
     next_consumer: AtomicU64,
+}
+
+/// A notification queue: its bindings, its consumers, and what waits for a consumer (oslo's
+/// queues keep notifications sent before any listener; so does this one, in memory).
+#[derive(Default)]
+struct NotificationQueue {
+    bindings: Vec<String>,
+    consumers: Vec<Consumer>,
+    next: usize,
+    backlog: VecDeque<Vec<u8>>,
+}
+
+impl NotificationQueue {
+    /// Hands `body` to the next live consumer, round robin, or keeps it for one.
+    fn deliver(&mut self, broker: &Arc<BrokerState>, requeue: Requeue, body: Vec<u8>) {
+        let mut delivery = Delivery {
+            body,
+            sink: Arc::clone(broker) as Arc<dyn ReplySink>,
+            ack: Some(Ack::Memory(requeue)),
+        };
+        while !self.consumers.is_empty() {
+            let index = self.next % self.consumers.len();
+            match self.consumers[index].tx.send(delivery) {
+                Ok(()) => {
+                    self.next = index + 1;
+                    return;
+                }
+                Err(mpsc::error::SendError(returned)) => {
+                    delivery = returned;
+                    self.consumers.remove(index);
+                }
+            }
+        }
+        self.backlog.push_back(delivery.body);
+    }
+}
+
+/// Puts an in-memory notification back on the queue it came from.
+pub(crate) struct Requeue {
+    broker: Weak<BrokerState>,
+    exchange: Arc<str>,
+    queue: Arc<str>,
+}
+
+impl Requeue {
+    pub(crate) fn put_back(self, body: Vec<u8>) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let mut queues = lock(&broker.notification_queues);
+        if let Some(queue) = queues
+            .get_mut(&*self.exchange)
+            .and_then(|by_name| by_name.get_mut(&*self.queue))
+        {
+            queue.deliver(&broker, self, body);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -188,6 +247,102 @@ impl BrokerState {
             exchange: exchange.to_owned(),
             keys,
             topic: target.topic.to_string(),
+        }
+    }
+}
+
+impl BrokerState {
+    /// Routes a notification to every queue of `exchange` bound to `routing_key`, creating the
+    /// queue named after the key first, as oslo's notifier does.
+    fn publish_notification(self: &Arc<Self>, exchange: &str, routing_key: &str, body: &[u8]) {
+        let mut queues = lock(&self.notification_queues);
+        let by_name = queues.entry(exchange.to_owned()).or_default();
+        by_name
+            .entry(routing_key.to_owned())
+            .or_default()
+            .bind(routing_key);
+        let exchange_name: Arc<str> = exchange.into();
+        for (name, queue) in by_name.iter_mut() {
+            if queue.bindings.iter().any(|b| b == routing_key) {
+                let requeue = Requeue {
+                    broker: Arc::downgrade(self),
+                    exchange: Arc::clone(&exchange_name),
+                    queue: name.as_str().into(),
+                };
+                queue.deliver(self, requeue, body.to_vec());
+            }
+        }
+    }
+
+    /// Consumes the notification queues of `targets` (named `pool`, or after each routing key).
+    fn subscribe_notifications(
+        self: &Arc<Self>,
+        targets: &[Target],
+        pool: Option<&str>,
+        tx: &mpsc::UnboundedSender<Delivery>,
+    ) -> NotificationSubscription {
+        let id = self.next_consumer.fetch_add(1, Ordering::Relaxed);
+        let mut consumed: Vec<(String, String)> = Vec::new();
+        let mut queues = lock(&self.notification_queues);
+        for target in targets {
+            let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
+            let name = pool.unwrap_or(&target.topic);
+            let queue = queues
+                .entry(exchange.to_owned())
+                .or_default()
+                .entry(name.to_owned())
+                .or_default();
+            queue.bind(&target.topic);
+            let key = (exchange.to_owned(), name.to_owned());
+            if consumed.contains(&key) {
+                continue;
+            }
+            queue.consumers.push(Consumer { id, tx: tx.clone() });
+            let waiting: Vec<Vec<u8>> = queue.backlog.drain(..).collect();
+            for body in waiting {
+                let requeue = Requeue {
+                    broker: Arc::downgrade(self),
+                    exchange: exchange.into(),
+                    queue: name.into(),
+                };
+                queue.deliver(self, requeue, body);
+            }
+            consumed.push(key);
+        }
+        NotificationSubscription {
+            broker: Arc::downgrade(self),
+            id,
+            queues: consumed,
+        }
+    }
+}
+
+impl NotificationQueue {
+    fn bind(&mut self, routing_key: &str) {
+        if !self.bindings.iter().any(|b| b == routing_key) {
+            self.bindings.push(routing_key.to_owned());
+        }
+    }
+}
+
+/// Removes a notification listener's consumers when it is dropped; the queues and what waits in
+/// them stay, as durable queues do.
+struct NotificationSubscription {
+    broker: Weak<BrokerState>,
+    id: u64,
+    queues: Vec<(String, String)>,
+}
+
+impl Drop for NotificationSubscription {
+    fn drop(&mut self) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let mut queues = lock(&broker.notification_queues);
+        for (exchange, name) in &self.queues {
+            if let Some(queue) = queues.get_mut(exchange).and_then(|q| q.get_mut(name)) {
+                queue.consumers.retain(|c| c.id != self.id);
+            }
         }
     }
 }
@@ -356,6 +511,29 @@ impl Transport for MemoryTransport {
         let (tx, rx) = mpsc::unbounded_channel();
         let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
         let subscription = self.broker.subscribe(exchange, target, &tx);
+        Box::pin(std::future::ready(Ok(Listener::new(rx, subscription))))
+    }
+
+    fn notify<'a>(
+        &'a self,
+        target: &'a Target,
+        body: &'a [u8],
+        _retry: Retry,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
+        self.broker
+            .publish_notification(exchange, &target.topic, body);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn listen_notifications<'a>(
+        &'a self,
+        targets: &'a [Target],
+        pool: Option<&'a str>,
+        _options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let subscription = self.broker.subscribe_notifications(targets, pool, &tx);
         Box::pin(std::future::ready(Ok(Listener::new(rx, subscription))))
     }
 }

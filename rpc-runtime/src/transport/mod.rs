@@ -96,6 +96,29 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         options: ListenOptions,
     ) -> BoxFuture<'a, Result<Listener, TransportError>>;
 
+    /// Publishes an encoded notification to `target`'s exchange (the control exchange when it
+    /// names none) with `target.topic` as the routing key (`<topic>.<priority>`). As oslo does, the
+    /// queue named after that routing key is created when missing, so notifications sent before
+    /// any listener wait for one. A publish that broke with its connection is made again on the
+    /// next one, as `retry` allows.
+    fn notify<'a>(
+        &'a self,
+        target: &'a Target,
+        body: &'a [u8],
+        retry: Retry,
+    ) -> BoxFuture<'a, Result<(), TransportError>>;
+
+    /// Starts consuming notifications: for each target, the queue named `pool` (shared by every
+    /// listener of that pool) or, without a pool, the one named after the target's topic
+    /// (`<topic>.<priority>`), bound to that routing key. The listener acknowledges each message
+    /// after handling it ([`Message::acknowledge`]) or puts it back ([`Message::requeue`]).
+    fn listen_notifications<'a>(
+        &'a self,
+        targets: &'a [Target],
+        pool: Option<&'a str>,
+        options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>>;
+
     /// How long a call made on this transport waits for its reply when the caller sets no
     /// timeout: [`DEFAULT_TIMEOUT`], or `[DEFAULT] rpc_response_timeout`
     /// for a transport made from configuration ([`Config::connect_transport`](crate::config::Config::connect_transport)).
@@ -163,8 +186,51 @@ impl Transport for DefaultTimeout {
         self.inner.listen(target, options)
     }
 
+    fn notify<'a>(
+        &'a self,
+        target: &'a Target,
+        body: &'a [u8],
+        retry: Retry,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        self.inner.notify(target, body, retry)
+    }
+
+    fn listen_notifications<'a>(
+        &'a self,
+        targets: &'a [Target],
+        pool: Option<&'a str>,
+        options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>> {
+        self.inner.listen_notifications(targets, pool, options)
+    }
+
     fn default_timeout(&self) -> Duration {
         self.timeout
+    }
+}
+
+/// How often a publish that broke with its connection is made again (oslo's `retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// Until it goes through (oslo's `retry=-1`, the notifier's default).
+    #[default]
+    Forever,
+    /// At most this many more times (`retry=0`: never).
+    Times(u32),
+}
+
+impl Retry {
+    /// oslo's integer form: negative is forever, otherwise that many retries.
+    pub fn from_oslo(retry: i64) -> Self {
+        u32::try_from(retry).map_or(Self::Forever, Self::Times)
+    }
+
+    /// Whether attempt number `made` (1 for the first) may be followed by another.
+    pub fn allows_another(self, made: u32) -> bool {
+        match self {
+            Self::Forever => true,
+            Self::Times(n) => made <= n,
+        }
     }
 }
 
@@ -279,6 +345,8 @@ pub(crate) enum Ack {
     /// A delivery of an AMQP channel.
     #[cfg(feature = "amqp")]
     Amqp(lapin::Acker),
+    /// A notification of the in-memory broker, which can be put back on its queue.
+    Memory(memory::Requeue),
 }
 
 impl Ack {
@@ -289,6 +357,19 @@ impl Ack {
         match self {
             #[cfg(feature = "amqp")]
             Self::Amqp(acker) => amqp::acknowledge(acker),
+            Self::Memory(_) => {}
+        }
+    }
+
+    /// Puts the message (whose body is `body`) back on its queue for another delivery.
+    fn requeue(self, body: Vec<u8>) {
+        match self {
+            #[cfg(feature = "amqp")]
+            Self::Amqp(acker) => {
+                drop(body);
+                amqp::requeue(acker);
+            }
+            Self::Memory(requeue) => requeue.put_back(body),
         }
     }
 }
@@ -355,6 +436,26 @@ impl Listener {
         }
     }
 
+    /// Stops consuming, and gives back what was received but not yet taken (for the caller to
+    /// put back on its queue).
+    pub(crate) fn close(self) -> Vec<Message> {
+        let Self {
+            mut rx,
+            recent,
+            _subscription,
+        } = self;
+        drop(_subscription);
+        rx.close();
+        let mut left = Vec::new();
+        while let Ok(delivery) = rx.try_recv() {
+            left.push(Message {
+                delivery,
+                recent: Arc::clone(&recent),
+            });
+        }
+        left
+    }
+
     /// Waits for the next message, still encoded; `None` once the transport has stopped
     /// delivering. [`Message::open`] decodes it, so a server can decode in the task that runs it.
     pub async fn recv(&mut self) -> Option<Message> {
@@ -384,6 +485,22 @@ impl Message {
     /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.delivery.body
+    }
+
+    /// Acknowledges the message to the broker (a notification, once handled).
+    pub fn acknowledge(self) {
+        if let Some(ack) = self.delivery.ack {
+            ack.send();
+        }
+    }
+
+    /// Puts the message back on its queue, to be delivered again (to this listener or another of
+    /// its pool), as oslo's `requeue()` does. On a transport that cannot, it is acknowledged.
+    pub fn requeue(self) {
+        let Delivery { body, ack, .. } = self.delivery;
+        if let Some(ack) = ack {
+            ack.requeue(body);
+        }
     }
 
     /// Acknowledges the message and refuses it undecoded (too large, say): the caller gets a

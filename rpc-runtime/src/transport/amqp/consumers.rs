@@ -23,15 +23,53 @@ use crate::transport::{Ack, BoxFuture, Delivery, ReplySink};
 
 /// What a listener consumes, kept so it can be consumed again after a reconnect.
 pub(super) struct ListenerSpec {
-    pub(super) target: Target,
+    pub(super) consumes: Consumes,
     /// The server's concurrency limit, which the default prefetch follows.
     pub(super) max_concurrency: usize,
-    pub(super) fanout_queue: String,
     pub(super) tx: mpsc::UnboundedSender<Delivery>,
     /// Consumers of the current session: (channel, consumer tags).
     pub(super) consuming: Mutex<Option<(Channel, Vec<String>)>>,
     /// Set when the listener is dropped, so the end of its consumers is expected.
     pub(super) stopping: AtomicBool,
+}
+
+/// What a listener is for.
+pub(super) enum Consumes {
+    /// An RPC server: its topic queue, its `topic.server` queue and its own fanout queue.
+    Server {
+        target: Target,
+        fanout_queue: String,
+    },
+    /// A notification listener: its queues (named after the pool or the routing key), each with
+    /// the (exchange, routing key) pairs it is bound to.
+    Notifications {
+        queues: Vec<(String, Vec<(String, String)>)>,
+    },
+}
+
+impl Consumes {
+    /// A notification listener's queues: `pool`, or one per target named after its topic
+    /// (`<topic>.<priority>`), each bound to its targets' routing keys on their exchanges.
+    pub(super) fn notifications(
+        targets: &[Target],
+        pool: Option<&str>,
+        options: &super::AmqpOptions,
+    ) -> Self {
+        let mut queues: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for target in targets {
+            let name = pool.unwrap_or(&target.topic);
+            let binding = (
+                topology::exchange(target, options).to_owned(),
+                target.topic.to_string(),
+            );
+            match queues.iter_mut().find(|(queue, _)| queue == name) {
+                Some((_, bindings)) if bindings.contains(&binding) => {}
+                Some((_, bindings)) => bindings.push(binding),
+                None => queues.push((name.to_owned(), vec![binding])),
+            }
+        }
+        Self::Notifications { queues }
+    }
 }
 
 /// The queues a listener consumes, as oslo names them.
@@ -43,24 +81,48 @@ enum ListenerQueue {
     Server,
     /// `topic_fanout_<uuid>`: this server's copy of the topic's fanout casts.
     Fanout,
+    /// A notification queue, by its index among the listener's.
+    Notification(usize),
 }
 
 impl ListenerSpec {
     /// The queues this listener consumes: the server queue only when it has a server name.
     fn queues(&self) -> Vec<ListenerQueue> {
-        let mut queues = vec![ListenerQueue::Topic];
-        if self.target.server.is_some() {
-            queues.push(ListenerQueue::Server);
+        match &self.consumes {
+            Consumes::Server { target, .. } => {
+                let mut queues = vec![ListenerQueue::Topic];
+                if target.server.is_some() {
+                    queues.push(ListenerQueue::Server);
+                }
+                queues.push(ListenerQueue::Fanout);
+                queues
+            }
+            Consumes::Notifications { queues } => {
+                (0..queues.len()).map(ListenerQueue::Notification).collect()
+            }
         }
-        queues.push(ListenerQueue::Fanout);
-        queues
     }
 
     fn queue_name(&self, queue: ListenerQueue) -> Cow<'_, str> {
-        match queue {
-            ListenerQueue::Topic => Cow::Borrowed(&self.target.topic),
-            ListenerQueue::Server => self.target.routing_key(),
-            ListenerQueue::Fanout => Cow::Borrowed(&self.fanout_queue),
+        match (&self.consumes, queue) {
+            (Consumes::Server { target, .. }, ListenerQueue::Topic) => Cow::Borrowed(&target.topic),
+            (Consumes::Server { target, .. }, ListenerQueue::Server) => target.routing_key(),
+            (Consumes::Server { fanout_queue, .. }, ListenerQueue::Fanout) => {
+                Cow::Borrowed(fanout_queue)
+            }
+            (Consumes::Notifications { queues }, ListenerQueue::Notification(index)) => {
+                Cow::Borrowed(queues.get(index).map_or("", |(name, _)| name.as_str()))
+            }
+            // Each kind of listener only names its own queues.
+            _ => Cow::Borrowed(""),
+        }
+    }
+
+    /// The fanout queue to delete when the listener stops (RPC servers only).
+    pub(super) fn fanout_queue(&self) -> Option<&str> {
+        match &self.consumes {
+            Consumes::Server { fanout_queue, .. } => Some(fanout_queue),
+            Consumes::Notifications { .. } => None,
         }
     }
 }
@@ -197,19 +259,24 @@ impl Inner {
         queue: ListenerQueue,
     ) -> Result<(), TransportError> {
         let options = &self.options;
-        let target = &listener.target;
         let name = listener.queue_name(queue);
+        let target = match &listener.consumes {
+            Consumes::Server { target, .. } => target,
+            Consumes::Notifications { queues } => {
+                let ListenerQueue::Notification(index) = queue else {
+                    return Ok(());
+                };
+                let bindings = queues.get(index).map_or(&[][..], |(_, b)| b.as_slice());
+                return self
+                    .declare_notification_queue(channel, &name, bindings)
+                    .await;
+            }
+        };
         match queue {
+            ListenerQueue::Notification(_) => Ok(()),
             ListenerQueue::Topic | ListenerQueue::Server => {
                 let exchange = topology::exchange(target, options);
-                declare_exchange(
-                    channel,
-                    exchange,
-                    ExchangeKind::Topic,
-                    options.durable(),
-                    false,
-                )
-                .await?;
+                self.declare_topic_exchange(channel, exchange).await?;
                 declare_queue(
                     channel,
                     &name,
@@ -232,6 +299,40 @@ impl Inner {
                 bind(channel, &name, &exchange, &target.topic).await
             }
         }
+    }
+
+    /// Declares a notification queue as oslo does (durable with `amqp_durable_queues`, quorum with
+    /// `rabbit_quorum_queue`), its topic exchanges and its bindings. The notifier declares the
+    /// same queue for a routing key, so either side may come first.
+    pub(super) async fn declare_notification_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        bindings: &[(String, String)],
+    ) -> Result<(), TransportError> {
+        let options = &self.options;
+        declare_queue(
+            channel,
+            name,
+            options.durable(),
+            topology::topic_queue_arguments(options),
+        )
+        .await?;
+        for (exchange, routing_key) in bindings {
+            self.declare_topic_exchange(channel, exchange).await?;
+            bind(channel, name, exchange, routing_key).await?;
+        }
+        Ok(())
+    }
+
+    /// Declares a topic exchange as oslo does (durable with `amqp_durable_queues`).
+    async fn declare_topic_exchange(
+        &self,
+        channel: &Channel,
+        exchange: &str,
+    ) -> Result<(), TransportError> {
+        let durable = self.options.durable();
+        declare_exchange(channel, exchange, ExchangeKind::Topic, durable, false).await
     }
 
     /// Consumes one of a listener's queues on `channel`, feeding its deliveries to the server;
@@ -365,6 +466,18 @@ pub(crate) fn acknowledge(acker: lapin::Acker) {
     });
 }
 
+/// Rejects one delivery with `requeue`, in a task of its own: the broker delivers it again.
+pub(crate) fn requeue(acker: lapin::Acker) {
+    tokio::spawn(async move {
+        let options = lapin::options::BasicRejectOptions { requeue: true };
+        if let Err(error) = acker.reject(options).await {
+            // Its channel is gone (a listener stopping, a lost connection): the broker puts
+            // back what was not acknowledged anyway.
+            tracing::debug!(%error, "could not put a message back on its queue");
+        }
+    });
+}
+
 /// How a consumer's stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ended {
@@ -405,7 +518,7 @@ impl Drop for Unsubscribe {
         let Some((channel, tags)) = lock(&self.spec.consuming).take() else {
             return;
         };
-        let fanout_queue = self.spec.fanout_queue.clone();
+        let fanout_queue = self.spec.fanout_queue().map(str::to_owned);
         let inner = self.inner.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -414,9 +527,11 @@ impl Drop for Unsubscribe {
                         .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                         .await;
                 }
-                let _ = channel
-                    .queue_delete(fanout_queue.as_str().into(), QueueDeleteOptions::default())
-                    .await;
+                if let Some(fanout_queue) = fanout_queue {
+                    let _ = channel
+                        .queue_delete(fanout_queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
                 let _ = channel.close(200, "listener stopped".into()).await;
                 drop(inner);
             });

@@ -36,11 +36,11 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use self::broker::{broker, declare_exchange, short};
 use self::connection::{Backoff, Session, current_session};
-pub(crate) use self::consumers::acknowledge;
-use self::consumers::{ListenerSpec, Unsubscribe};
+use self::consumers::{Consumes, ListenerSpec, Unsubscribe};
+pub(crate) use self::consumers::{acknowledge, requeue};
 pub use self::options::{AmqpOptions, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption};
 use super::pending::PendingCalls;
-use super::{BoxFuture, ListenOptions, Listener, Transport, TransportUrl};
+use super::{BoxFuture, ListenOptions, Listener, Retry, Transport, TransportUrl};
 use crate::envelope::{MessageId, Reply, Request};
 use crate::error::TransportError;
 use crate::target::Target;
@@ -373,7 +373,20 @@ impl Inner {
             (exchange.into(), &routing_key)
         };
         let properties = topology::message_properties(expiration.map(|d| d.as_millis()));
-        let destination = (short(&exchange)?, short(routing_key)?);
+        self.publish_taken(session, &exchange, routing_key, body, properties)
+            .await
+    }
+
+    /// Publishes a message that is not mandatory; a nack is an error.
+    async fn publish_taken(
+        &self,
+        session: &Session,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<(), TransportError> {
+        let destination = (short(exchange)?, short(routing_key)?);
         let describe = || format!("basic_publish {exchange}/{routing_key}");
         match self
             .publish(session, destination, false, body, properties, &describe)
@@ -414,6 +427,85 @@ impl Inner {
             {
                 Ok(next) => next,
                 Err(_) => return Err(error),
+            };
+        }
+    }
+
+    /// Publishes a notification to `<topic>.<priority>` on the target's topic exchange, the queue
+    /// named after that routing key declared first (once per session), as oslo's notifier does:
+    /// with confirms on and durable queues, a confirmed notification survives a broker restart.
+    async fn publish_notification(
+        &self,
+        session: &Session,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<(), TransportError> {
+        let options = &self.options;
+        let exchange = topology::exchange(target, options);
+        let routing_key: &str = &target.topic;
+        self.ensure_exchange(
+            session,
+            exchange,
+            ExchangeKind::Topic,
+            options.durable(),
+            false,
+        )
+        .await?;
+        let queue_key = format!("queue {exchange} {routing_key}");
+        let known = {
+            let declared = lock(&self.declared);
+            declared.0 == session.generation && declared.1.contains(&queue_key)
+        };
+        if !known {
+            let binding = [(exchange.to_owned(), routing_key.to_owned())];
+            if let Err(error) = self
+                .declare_notification_queue(&session.publisher, routing_key, &binding)
+                .await
+            {
+                self.report_broken(session.generation);
+                return Err(error);
+            }
+            let mut declared = lock(&self.declared);
+            if declared.0 == session.generation {
+                declared.1.insert(queue_key);
+            }
+        }
+        let properties = topology::message_properties(None);
+        self.publish_taken(session, exchange, routing_key, body, properties)
+            .await
+    }
+
+    /// Publishes a notification; when the publish broke with its connection, publishes it again
+    /// on a later connection as often as `retry` allows.
+    async fn publish_notification_again_if_broken(
+        &self,
+        mut session: Arc<Session>,
+        target: &Target,
+        body: &[u8],
+        retry: Retry,
+    ) -> Result<(), TransportError> {
+        let mut made = 0;
+        loop {
+            made += 1;
+            let error = match self.publish_notification(&session, target, body).await {
+                Ok(()) => return Ok(()),
+                Err(error)
+                    if *self.broken.borrow() >= session.generation
+                        && retry.allows_another(made) =>
+                {
+                    error
+                }
+                Err(error) => return Err(error),
+            };
+            tracing::debug!(%error, attempt = made, "a notification broke with its connection; publishing again on the next");
+            session = loop {
+                match connection::next_session(&self.session, session.generation, CAST_CONNECT_WAIT)
+                    .await
+                {
+                    Ok(next) => break next,
+                    Err(_) if retry == Retry::Forever && !self.shutdown.load(Ordering::SeqCst) => {}
+                    Err(_) => return Err(error),
+                }
             };
         }
     }
@@ -539,9 +631,58 @@ impl Transport for AmqpTransport {
             let inner = &self.inner;
             let (tx, rx) = mpsc::unbounded_channel();
             let spec = Arc::new(ListenerSpec {
-                target: target.clone(),
+                consumes: Consumes::Server {
+                    target: target.clone(),
+                    fanout_queue: topology::fanout_queue(
+                        &target.topic,
+                        &MessageId::new().to_string(),
+                    ),
+                },
                 max_concurrency: options.max_concurrency,
-                fanout_queue: topology::fanout_queue(&target.topic, &MessageId::new().to_string()),
+                tx,
+                consuming: Mutex::new(None),
+                stopping: AtomicBool::new(false),
+            });
+            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+            inner.consume_listener(&session, &spec).await?;
+            lock(&inner.listeners).push(Arc::downgrade(&spec));
+            Ok(Listener::new(
+                rx,
+                Unsubscribe {
+                    spec,
+                    inner: Arc::downgrade(inner),
+                },
+            ))
+        })
+    }
+
+    fn notify<'a>(
+        &'a self,
+        target: &'a Target,
+        body: &'a [u8],
+        retry: Retry,
+    ) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
+            inner
+                .publish_notification_again_if_broken(session, target, body, retry)
+                .await
+        })
+    }
+
+    fn listen_notifications<'a>(
+        &'a self,
+        targets: &'a [Target],
+        pool: Option<&'a str>,
+        options: ListenOptions,
+    ) -> BoxFuture<'a, Result<Listener, TransportError>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let spec = Arc::new(ListenerSpec {
+                consumes: Consumes::notifications(targets, pool, &inner.options),
+                max_concurrency: options.max_concurrency,
                 tx,
                 consuming: Mutex::new(None),
                 stopping: AtomicBool::new(false),

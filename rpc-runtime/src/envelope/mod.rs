@@ -1,11 +1,18 @@
 //! The wire shape of oslo.messaging's RPC messages: the `oslo.version` / `oslo.message` envelope,
 //! requests with `_context_*`, `_msg_id`, `_reply_q`, `_unique_id`, and replies with their failure
-//! format.
+//! format; and notifications (`notification.rs`), in the same envelope or bare.
 //!
 //! This is the only module that knows those keys. Every transport, the in-memory one included,
 //! sends what [`encode_request`] and [`encode_reply`] produce and reads with [`decode_request`] and
 //! [`decode_reply`]. Receivers accept what oslo accepts: any valid JSON, and the legacy message
 //! without an envelope.
+
+mod notification;
+
+pub use self::notification::{
+    NotificationFormat, OutgoingNotification, Priority, RawNotification, UnknownPriority,
+    decode_notification, encode_notification, encode_notification_with, oslo_timestamp,
+};
 
 use std::borrow::Cow;
 use std::fmt;
