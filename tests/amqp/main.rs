@@ -6,6 +6,7 @@ mod bounds;
 mod calls;
 mod cli;
 mod fixture;
+mod notifications;
 mod options;
 mod recovery;
 mod replies;

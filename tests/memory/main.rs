@@ -1,5 +1,7 @@
 //! The public API end to end over `memory://`, with the transport chosen from a URL string.
 
+mod notifications;
+
 use std::sync::Arc;
 
 use rpc_integration_tests::unique_name;

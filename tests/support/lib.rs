@@ -5,6 +5,7 @@
 //! skip is written to the terminal (past the test harness's output capture) with the count so far.
 
 pub mod fuzzing;
+pub mod notifications;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

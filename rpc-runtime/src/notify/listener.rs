@@ -187,6 +187,7 @@ impl ListenerBuilder {
             Arc::clone(&slots),
             stopped,
             self.batch,
+            self.max_concurrency,
         ));
         Ok(NotificationListener {
             _transport: self.transport,
@@ -199,8 +200,8 @@ impl ListenerBuilder {
     }
 }
 
-/// A running notification listener. [`stop`](Self::stop) it to finish what runs; dropping it
-/// stops consuming at once (what was not acknowledged goes back to its queue).
+/// A running notification listener. [`stop`](Self::stop) it to wait for what runs; dropping it
+/// stops taking notifications too, and what runs still finishes in the background.
 pub struct NotificationListener {
     _transport: Arc<dyn Transport>,
     topics: Vec<String>,
@@ -249,10 +250,6 @@ impl NotificationListener {
         let _ = self.stop.send(true);
         if let Err(error) = self.consumer.await {
             tracing::error!(%error, "the notification listener's consumer task failed");
-        }
-        let all = u32::try_from(self.max_concurrency).unwrap_or(u32::MAX);
-        if let Ok(permits) = self.slots.acquire_many(all).await {
-            permits.forget();
         }
         tracing::info!(topics = ?self.topics, "notification listener stopped");
     }
@@ -371,6 +368,7 @@ async fn consume(
     slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
     batch: Option<(usize, Duration)>,
+    max_concurrency: usize,
 ) {
     loop {
         let slot = tokio::select! {
@@ -414,7 +412,13 @@ async fn consume(
             break;
         }
     }
-    // Received, not started: back to the queue for the next listener.
+    // What runs finishes and is acknowledged while the channel is still open (closed first,
+    // the broker would deliver those again); then what was received but not started goes back
+    // to the queue for the next listener.
+    let all = u32::try_from(max_concurrency).unwrap_or(u32::MAX);
+    if let Ok(permits) = slots.acquire_many(all).await {
+        permits.forget();
+    }
     for message in listener.close() {
         message.requeue();
     }

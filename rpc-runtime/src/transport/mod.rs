@@ -436,15 +436,15 @@ impl Listener {
         }
     }
 
-    /// Stops consuming, and gives back what was received but not yet taken (for the caller to
-    /// put back on its queue).
-    pub(crate) fn close(self) -> Vec<Message> {
+    /// Stops taking deliveries and gives back what was received but not yet taken, for the
+    /// caller to put back on its queue; the subscription (the broker's consumer and channel)
+    /// ends when those are dropped.
+    pub(crate) fn close(self) -> impl Iterator<Item = Message> {
         let Self {
             mut rx,
             recent,
             _subscription,
         } = self;
-        drop(_subscription);
         rx.close();
         let mut left = Vec::new();
         while let Ok(delivery) = rx.try_recv() {
@@ -453,7 +453,14 @@ impl Listener {
                 recent: Arc::clone(&recent),
             });
         }
-        left
+        // Put back first, then unsubscribe: a delivery is rejected on its open channel.
+        left.into_iter().chain(
+            std::iter::once_with(move || {
+                drop(_subscription);
+                None
+            })
+            .flatten(),
+        )
     }
 
     /// Waits for the next message, still encoded; `None` once the transport has stopped
