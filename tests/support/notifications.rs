@@ -2,7 +2,7 @@
 //! transports of one broker (a notifier's and two listeners') and asserts what arrives where.
 
 // Helpers outside `#[test]` fns report by panicking.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs, missing_debug_implementations)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
