@@ -12,7 +12,7 @@ async fn transports(vhost: &Vhost, query: &str) -> [Arc<dyn Transport>; 3] {
     let url = vhost.url(query);
     let mut made = Vec::new();
     for _ in 0..3 {
-        made.push(connect(&url).await.unwrap());
+        made.push(connect(&url).await.expect("the vhost is reachable"));
     }
     [made.remove(0), made.remove(0), made.remove(0)]
 }
