@@ -1,0 +1,11 @@
+use rpc_runtime::notification_endpoint;
+use rpc_runtime::notify::Notification;
+
+struct Listener;
+
+#[notification_endpoint(event_type = 5)]
+impl Listener {
+    async fn info(&self, _n: Notification<serde_json::Value>) {}
+}
+
+fn main() {}
