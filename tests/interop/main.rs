@@ -2,6 +2,7 @@
 //! a Python `RPCClient` calls a Rust server, and a Rust client calls a Python server, over the
 //! local RabbitMQ in a vhost of the test's own.
 
+mod notifications;
 mod objects;
 
 use std::fmt;
