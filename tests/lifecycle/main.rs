@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
+use rpc_integration_tests::notifications::{Infos, Seen};
 use rpc_integration_tests::{Vhost, unique_name};
+use rpc_runtime::notify::NotificationListener;
 use rpc_runtime::{CallOptions, Client, Context, RpcError, Target};
 
 const FIXTURE: &str = env!("CARGO_BIN_EXE_launched");
@@ -418,5 +420,66 @@ async fn several_services_in_one_process_serve_and_stop_together() {
     assert_eq!(first.0, second.0, "one process");
     assert!(second.1.starts_with("second@"), "{second:?}");
     stop_cleanly(server).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A notification listener run by the launcher: on SIGTERM the notification it runs finishes and
+/// is acknowledged, and the one waiting stays queued for the next listener.
+#[tokio::test]
+async fn sigterm_lets_a_running_notification_finish_and_leaves_the_rest_queued() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-notify").await else {
+        return;
+    };
+    let topic = unique_name("launched-notify");
+    let args = fixture_args(&url, &["--notifications", &topic]);
+    let (socket_path, socket) = notify_socket(&dir);
+    let mut server = Fixture::spawn(&args, Some(&socket_path), &dir);
+    assert_eq!(notified(&socket).await, "READY=1", "{}", server.log());
+    let transport = rpc_runtime::connect(&url).await.unwrap();
+    let notifier = rpc_runtime::notify::Notifier::new(transport, "lifecycle.test")
+        .with_topics([topic.as_str()]);
+    let ctx = Context::new();
+    notifier
+        .info(&ctx, "first", &serde_json::json!({"ms": 1500}))
+        .await
+        .unwrap();
+    notifier
+        .info(&ctx, "second", &serde_json::json!({}))
+        .await
+        .unwrap();
+    let mut stdout = server.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        let _ = stdout.read_line(&mut line);
+        (line, stdout)
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.0.trim(), "notified first", "{}", server.log());
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut stdout = first.1;
+    let (code, server) = exited(server).await;
+    assert_eq!(code, Some(0), "{}", server.log());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    assert_eq!(rest.trim(), "handled first", "{}", server.log());
+    // `first` was acknowledged, `second` waits: the next listener gets `second`, then the marker
+    // sent after it, and never `first` (a requeued message would come back at the head).
+    let seen = Seen::new();
+    let next = NotificationListener::builder(rpc_runtime::connect(&url).await.unwrap())
+        .target(Target::new(topic.as_str()))
+        .endpoint(Arc::new(Infos(Arc::clone(&seen))))
+        .max_concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    notifier
+        .info(&ctx, "marker", &serde_json::json!({}))
+        .await
+        .unwrap();
+    seen.wait_for(2).await;
+    assert_eq!(seen.event_types(), ["second", "marker"], "{}", server.log());
+    next.stop().await;
+    drop(vhost);
     let _ = std::fs::remove_dir_all(&dir);
 }

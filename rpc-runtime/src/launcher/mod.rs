@@ -142,6 +142,17 @@ impl Services {
         self
     }
 
+    /// Adds a notification listener, started after the services added before it and stopped
+    /// with them: on SIGTERM it finishes what runs (acknowledged) and leaves the rest queued.
+    #[must_use]
+    pub fn with_notification_listener(mut self, listener: crate::notify::ListenerBuilder) -> Self {
+        self.services.push(Box::new(ListenerService {
+            builder: Some(listener),
+            running: None,
+        }));
+        self
+    }
+
     /// Starts every service; when one fails, stops those started and returns its error.
     async fn start(&mut self) -> Result<(), LaunchError> {
         for index in 0..self.services.len() {
@@ -187,6 +198,41 @@ impl<M: Manager> Runnable for Service<M> {
 
     fn stop(&mut self) -> BoxFuture<'_, StopOutcome> {
         Box::pin(Service::stop(self))
+    }
+}
+
+/// A notification listener, as the launcher drives it.
+struct ListenerService {
+    builder: Option<crate::notify::ListenerBuilder>,
+    running: Option<crate::notify::NotificationListener>,
+}
+
+impl Runnable for ListenerService {
+    fn name(&self) -> String {
+        match &self.running {
+            Some(listener) => format!("notification listener {:?}", listener.topics()),
+            None => "notification listener".to_owned(),
+        }
+    }
+
+    fn start(&mut self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let Some(builder) = self.builder.take() else {
+                return Ok(());
+            };
+            let listener = builder.start().await.map_err(ServiceError::Listener)?;
+            self.running = Some(listener);
+            Ok(())
+        })
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, StopOutcome> {
+        Box::pin(async move {
+            if let Some(listener) = self.running.take() {
+                listener.stop().await;
+            }
+            StopOutcome::Graceful
+        })
     }
 }
 

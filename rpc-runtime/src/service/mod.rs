@@ -77,6 +77,9 @@ pub enum ServiceError {
     /// `start` on a service that runs.
     #[error("the service is already started")]
     AlreadyStarted,
+    /// A notification listener run by the launcher could not start.
+    #[error(transparent)]
+    Listener(#[from] crate::notify::ListenerError),
 }
 
 /// How a stop ended.
