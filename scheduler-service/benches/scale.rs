@@ -217,10 +217,12 @@ async fn simulate(n: usize, plan: &Plan) -> Option<Figures> {
     let connections = n.div_ceil(plan.per_connection);
     let mut groups = Vec::with_capacity(connections);
     for index in 0..connections {
+        let transport = rpc_runtime::connect(&url_for(index + 1))
+            .await
+            .expect("agent transport");
         groups.push(Shared {
-            transport: rpc_runtime::connect(&url_for(index + 1))
-                .await
-                .expect("agent transport"),
+            notifications: Arc::clone(&transport),
+            transport,
             registry: Arc::clone(&registry),
         });
     }

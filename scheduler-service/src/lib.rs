@@ -17,6 +17,7 @@ pub mod cli;
 pub mod compute;
 pub mod error;
 pub mod manager;
+pub mod notifications;
 pub mod rpcapi;
 pub mod scheduler;
 pub mod settings;

@@ -11,8 +11,10 @@
 //! | 4.5 | `select_destinations` takes `return_objects`, `return_alternates` |
 //! | 4.6 | `report_capacity` (fanout cast from compute agents), `hosts` |
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use rpc_runtime::notify::versioned::Phase;
+use rpc_runtime::registry::ServiceRecord;
 use rpc_runtime::service::{HookError, Manager};
 use rpc_runtime::{Context, Endpoint, rpc_endpoint};
 
@@ -20,18 +22,65 @@ use crate::api::{
     Aggregate, Destinations, Flavor, HostDestination, HostReport, InstanceList, RequestSpec,
 };
 use crate::error::{NoValidHost, Unavailable};
+use crate::notifications::SchedulerNotifier;
 use crate::scheduler::{HostSummary, Scheduler};
 
 /// The scheduler service's manager: its RPC API over a [`Scheduler`].
 #[derive(Debug)]
 pub struct SchedulerManager {
     scheduler: Arc<Scheduler>,
+    notifier: SchedulerNotifier,
+    /// The service's registry row, from `pre_start_hook`: the `service.update` payload.
+    record: Mutex<Option<ServiceRecord>>,
 }
 
 impl SchedulerManager {
-    /// Serves `scheduler`.
+    /// Serves `scheduler`, sending no notifications.
     pub fn new(scheduler: Arc<Scheduler>) -> Self {
-        Self { scheduler }
+        Self {
+            scheduler,
+            notifier: SchedulerNotifier::disabled(""),
+            record: Mutex::new(None),
+        }
+    }
+
+    /// Sends nova-scheduler's notifications through `notifier`.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: SchedulerNotifier) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Chooses and claims, between the `.start` and `.end` notifications nova sends.
+    async fn select_notified(
+        &self,
+        ctx: &Context,
+        spec: &RequestSpec,
+        uuids: &[String],
+        alternates: bool,
+    ) -> Result<Vec<Vec<crate::api::Selection>>, NoValidHost> {
+        self.notifier
+            .select_destinations(ctx, Phase::Start, spec)
+            .await;
+        let selections = self
+            .scheduler
+            .select_destinations(ctx, spec, uuids, alternates)
+            .await?;
+        self.notifier
+            .select_destinations(ctx, Phase::End, spec)
+            .await;
+        Ok(selections)
+    }
+
+    async fn service_update(&self) {
+        let record = self
+            .record
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(record) = record {
+            self.notifier.service_update(&Context::new(), &record).await;
+        }
     }
 
     /// The scheduler it serves.
@@ -63,8 +112,7 @@ impl SchedulerManager {
         let objects = return_objects.unwrap_or(false);
         let alternates = objects && return_alternates.unwrap_or(false);
         let selections = self
-            .scheduler
-            .select_destinations(ctx, &spec_obj, &uuids, alternates)
+            .select_notified(ctx, &spec_obj, &uuids, alternates)
             .await?;
         Ok(if objects {
             Destinations::Selections(selections)
@@ -139,7 +187,20 @@ impl SchedulerManager {
 }
 
 impl Manager for SchedulerManager {
+    async fn pre_start_hook(&self, service: &ServiceRecord) -> Result<(), HookError> {
+        *self
+            .record
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(service.clone());
+        Ok(())
+    }
+
+    async fn cleanup_host(&self) {
+        self.service_update().await;
+    }
+
     async fn post_start_hook(&self) -> Result<(), HookError> {
+        self.service_update().await;
         let settings = self.scheduler.settings();
         tracing::info!(
             filters = %settings
@@ -258,6 +319,21 @@ pub struct FilterProperties {
 }
 
 impl LegacyRequestSpec {
+    /// The 3.x dictionary of a request spec (nova's `to_legacy_request_spec_dict()`, the fields
+    /// this scheduler has).
+    pub fn from_spec(spec: &RequestSpec) -> Self {
+        Self {
+            instance_type: LegacyFlavor::from(&spec.flavor),
+            instance_properties: LegacyInstanceProperties {
+                availability_zone: spec.availability_zone.clone(),
+                project_id: spec.project_id.clone(),
+                user_id: spec.user_id.clone(),
+            },
+            num_instances: Some(spec.num_instances),
+            instance_uuids: spec.instance_uuid.iter().cloned().collect(),
+        }
+    }
+
     /// The request spec the 4.x API takes.
     pub fn to_spec(&self, filter_properties: &FilterProperties) -> RequestSpec {
         let count = self
@@ -287,8 +363,7 @@ impl SchedulerV3 {
         let spec = request_spec.to_spec(&filter_properties);
         let selections = self
             .manager
-            .scheduler
-            .select_destinations(ctx, &spec, &request_spec.instance_uuids, false)
+            .select_notified(ctx, &spec, &request_spec.instance_uuids, false)
             .await?;
         Ok(selections
             .iter()

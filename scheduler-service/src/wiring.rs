@@ -10,6 +10,7 @@ use rpc_runtime::{Service, ServiceError, Transport, TransportError};
 use crate::compute::{ComputeManager, HostSpec};
 use crate::error::SettingError;
 use crate::manager::SchedulerManager;
+use crate::notifications::{NotificationFormat, SchedulerNotifier};
 use crate::rpcapi::scheduler::capacity_reports;
 use crate::scheduler::{COMPUTE_BINARY, Scheduler};
 use crate::settings::Settings;
@@ -42,6 +43,9 @@ pub struct Shared {
     pub transport: Arc<dyn Transport>,
     /// The services registry.
     pub registry: Arc<dyn Registry>,
+    /// Where notifications go: `[oslo_messaging_notifications] transport_url`, or the RPC
+    /// transport.
+    pub notifications: Arc<dyn Transport>,
 }
 
 impl Shared {
@@ -54,9 +58,14 @@ impl Shared {
     pub async fn open(config: &Config) -> Result<Self, BuildError> {
         let transport = config.connect_transport().await?;
         let registry: Arc<dyn Registry> = Arc::new(open_registry(config).await?);
+        let notifications = match &config.notifications.transport_url {
+            Some(url) => rpc_runtime::connect_url(url).await?,
+            None => Arc::clone(&transport),
+        };
         Ok(Self {
             transport,
             registry,
+            notifications,
         })
     }
 }
@@ -84,16 +93,25 @@ pub fn scheduler_service(
     shared: &Shared,
 ) -> Result<Service<SchedulerManager>, BuildError> {
     let settings = Settings::from_config(&config)?;
+    // Checked here, so a bad `[notifications]` value fails the start with its name.
+    NotificationFormat::from_config(&config)?;
     let scheduler = Arc::new(Scheduler::new(
         settings,
         Arc::clone(&shared.registry),
         Arc::clone(&shared.transport),
     ));
+    let notifications_config = config.clone();
+    let notifications = Arc::clone(&shared.notifications);
     Ok(Service::builder(config)
         .binary(SCHEDULER_BINARY)
         .transport(Arc::clone(&shared.transport))
         .registry(Arc::clone(&shared.registry))
-        .create(|_host| SchedulerManager::new(scheduler))?)
+        .create(|host| {
+            let notifier =
+                SchedulerNotifier::from_config(&notifications_config, notifications, host)
+                    .unwrap_or_else(|_| SchedulerNotifier::disabled(host));
+            SchedulerManager::new(scheduler).with_notifier(notifier)
+        })?)
 }
 
 /// A simulated compute agent for `host` (binary `nova-compute`, topic `compute`).
