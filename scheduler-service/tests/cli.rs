@@ -156,3 +156,70 @@ fn help_lists_the_subcommands() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+/// `notifications` tails a topic: `ready`, then one JSON line per notification up to `--count`
+/// (the next is put back on its queue, not lost), then a clean exit; the human form is one
+/// readable line each.
+#[test]
+fn notifications_tails_a_topic_as_json_lines_and_as_text() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let Some(vhost) = rpc_integration_tests::Vhost::create("cli-tail") else {
+        return;
+    };
+    let url = vhost.url("");
+    let topic = rpc_integration_tests::unique_name("tail");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let notifier = runtime.block_on(async {
+        let transport = rpc_runtime::connect(&url).await.unwrap();
+        rpc_runtime::notify::Notifier::new(transport, "scheduler.host1")
+            .with_topics([topic.as_str()])
+    });
+    let send = |event_type: &str| {
+        runtime
+            .block_on(notifier.info(
+                &rpc_runtime::Context::new(),
+                event_type,
+                &serde_json::json!({"n": event_type}),
+            ))
+            .unwrap();
+    };
+    let tail = |mode: &[&str]| {
+        let mut args = vec!["notifications", "--transport-url", &url, "--topic", &topic];
+        args.extend_from_slice(mode);
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        (child, lines)
+    };
+
+    let (mut child, lines) = tail(&["--json", "--count", "2"]);
+    for event_type in ["first", "second", "third"] {
+        send(event_type);
+    }
+    let got: Vec<serde_json::Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["event_type"], "first");
+    assert_eq!(got[0]["priority"], "info");
+    assert_eq!(got[0]["publisher_id"], "scheduler.host1");
+    assert_eq!(got[1]["payload"]["n"], "second");
+
+    // `third` was put back: the next tail prints it first, as text.
+    let (mut child, lines) = tail(&["--count", "1"]);
+    let got: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("INFO") && got[0].contains("third") && got[0].contains("scheduler.host1"),
+        "{got:?}"
+    );
+}

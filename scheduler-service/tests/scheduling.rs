@@ -538,3 +538,113 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every notification a listener gets, undecoded.
+struct Tail(tokio::sync::mpsc::UnboundedSender<rpc_runtime::notify::RawNotification>);
+
+#[rpc_runtime::notification_endpoint]
+impl Tail {
+    async fn info(&self, n: rpc_runtime::notify::RawNotification) {
+        let _ = self.0.send(n);
+    }
+}
+
+#[tokio::test]
+async fn select_destinations_and_service_status_are_notified_as_nova_does() {
+    use rpc_runtime::notify::versioned::{Phase, VersionedNotification};
+    use rpc_runtime::notify::{NotificationListener, RawNotification};
+    use scheduler_service::notifications::{RequestSpecPayload, ServiceStatusPayload};
+
+    let settings = [
+        ("oslo_messaging_notifications", "driver", "messagingv2"),
+        ("notifications", "notification_format", "both"),
+    ];
+    let cloud = start_cloud(&[host("c1", 4, "nova")], 1, &settings).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // Started after the scheduler: its `service.update` waits in `versioned_notifications.info`.
+    let listener = NotificationListener::builder(Arc::clone(&cloud.shared.transport))
+        .target(rpc_runtime::Target::new("notifications"))
+        .target(rpc_runtime::Target::new("versioned_notifications"))
+        .endpoint(Arc::new(Tail(tx)))
+        .max_concurrency(1)
+        .start()
+        .await
+        .unwrap();
+    let mut next = async || -> RawNotification {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a notification in time")
+            .expect("the listener runs")
+    };
+    let started = next().await;
+    assert_eq!(started.event_type, "service.update");
+    assert_eq!(started.publisher_id, "nova-scheduler:controller");
+    let status = VersionedNotification::<ServiceStatusPayload>::decode(&started).unwrap();
+    assert_eq!(status.payload.binary.as_deref(), Some("nova-scheduler"));
+    assert_eq!(status.payload.topic.as_deref(), Some("scheduler"));
+
+    let mut spec = RequestSpec::new(slot(), 1);
+    spec.project_id = Some("p-1".into());
+    cloud.boot(spec).await.unwrap();
+    let mut got: Vec<RawNotification> = Vec::new();
+    for _ in 0..4 {
+        got.push(next().await);
+    }
+    let legacy: Vec<&RawNotification> = got
+        .iter()
+        .filter(|n| n.publisher_id == "scheduler.controller")
+        .collect();
+    let versioned: Vec<&RawNotification> = got
+        .iter()
+        .filter(|n| n.publisher_id == "nova-scheduler:controller")
+        .collect();
+    for (phase, event_type) in [
+        (Phase::Start, "scheduler.select_destinations.start"),
+        (Phase::End, "scheduler.select_destinations.end"),
+    ] {
+        let old = legacy
+            .iter()
+            .find(|n| n.event_type == event_type)
+            .unwrap_or_else(|| panic!("no legacy {event_type} in {got:?}"));
+        let payload: serde_json::Value = serde_json::from_str(old.payload.as_str()).unwrap();
+        assert_eq!(
+            payload["request_spec"]["instance_properties"]["project_id"],
+            "p-1"
+        );
+        assert_eq!(payload["request_spec"]["instance_type"]["memory_mb"], 1024);
+        let new = versioned
+            .iter()
+            .find(|n| n.event_type == event_type)
+            .unwrap_or_else(|| panic!("no versioned {event_type} in {got:?}"));
+        let typed = VersionedNotification::<RequestSpecPayload>::decode(new).unwrap();
+        assert_eq!(typed.event_type.phase, Some(phase));
+        assert_eq!(typed.payload.project_id.as_deref(), Some("p-1"));
+        assert_eq!(typed.payload.num_instances, 1);
+    }
+    cloud.stop().await;
+    assert_eq!(next().await.event_type, "service.update", "on stop too");
+    listener.stop().await;
+}
+
+#[tokio::test]
+async fn notifications_are_off_without_a_driver_and_a_bad_format_is_an_error() {
+    let cloud = start_cloud(&[host("c1", 4, "nova")], 1, &[]).await;
+    let notifier = scheduler_service::notifications::SchedulerNotifier::from_config(
+        &config(&[]),
+        Arc::clone(&cloud.shared.transport),
+        "controller",
+    )
+    .unwrap();
+    assert!(!notifier.is_enabled());
+    let bad = config(&[("notifications", "notification_format", "json")]);
+    let error = scheduler_service_error(&bad, &cloud.shared);
+    assert!(error.contains("notification_format"), "{error}");
+    cloud.stop().await;
+}
+
+fn scheduler_service_error(config: &Config, shared: &Shared) -> String {
+    match scheduler_service(config.clone(), shared) {
+        Ok(_) => panic!("a bad [notifications] value must fail"),
+        Err(error) => error.to_string(),
+    }
+}

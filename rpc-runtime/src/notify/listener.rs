@@ -314,8 +314,8 @@ impl Dispatch {
         NotificationResult::Handled
     }
 
-    /// Acknowledges, or puts back when asked to and allowed.
-    fn settle(&self, messages: Vec<Message>, result: NotificationResult) {
+    /// Acknowledges, or puts back when asked to and allowed; returns once that is written.
+    async fn settle(&self, messages: Vec<Message>, result: NotificationResult) {
         let requeue = result == NotificationResult::Requeue;
         if requeue && !self.allow_requeue {
             tracing::warn!(
@@ -325,9 +325,9 @@ impl Dispatch {
         }
         for message in messages {
             if requeue && self.allow_requeue {
-                message.requeue();
+                message.requeue().await;
             } else {
-                message.acknowledge();
+                message.acknowledge().await;
             }
         }
     }
@@ -347,7 +347,7 @@ fn undecodable(endpoint: &dyn NotificationEndpoint, n: &RawNotification, reason:
 
 /// Reads a notification, or says why it cannot be read and acknowledges it (it would fail the
 /// same way every time).
-fn read(message: Message) -> Option<(Message, RawNotification)> {
+async fn read(message: Message) -> Option<(Message, RawNotification)> {
     match decode_notification(message.body()) {
         Ok(n) => Some((message, n)),
         Err(error) => {
@@ -356,7 +356,7 @@ fn read(message: Message) -> Option<(Message, RawNotification)> {
                 bytes = message.body().len(),
                 "a notification that cannot be read: acknowledged and dropped"
             );
-            message.acknowledge();
+            message.acknowledge().await;
             None
         }
     }
@@ -420,7 +420,7 @@ async fn consume(
         permits.forget();
     }
     for message in listener.close() {
-        message.requeue();
+        message.requeue().await;
     }
 }
 
@@ -428,8 +428,15 @@ async fn consume(
 /// a task of their own: one that panics is logged, and its messages acknowledged, instead of
 /// holding them unacknowledged.
 async fn run(dispatch: &Arc<Dispatch>, messages: Vec<Message>, is_batch: bool) {
-    let (messages, notifications): (Vec<Message>, Vec<RawNotification>) =
-        messages.into_iter().filter_map(read).unzip();
+    let mut read_messages = Vec::with_capacity(messages.len());
+    let mut notifications = Vec::with_capacity(messages.len());
+    for message in messages {
+        if let Some((message, n)) = read(message).await {
+            read_messages.push(message);
+            notifications.push(n);
+        }
+    }
+    let messages = read_messages;
     if notifications.is_empty() {
         return;
     }
@@ -449,5 +456,5 @@ async fn run(dispatch: &Arc<Dispatch>, messages: Vec<Message>, is_batch: bool) {
         tracing::error!(%error, "a notification endpoint panicked; its messages are acknowledged");
         NotificationResult::Handled
     });
-    dispatch.settle(messages, result);
+    dispatch.settle(messages, result).await;
 }

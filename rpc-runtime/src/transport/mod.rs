@@ -361,13 +361,24 @@ impl Ack {
         }
     }
 
-    /// Puts the message (whose body is `body`) back on its queue for another delivery.
-    fn requeue(self, body: Vec<u8>) {
+    /// Acknowledges and waits until the acknowledgement is written: a notification listener
+    /// that stops (or a process that exits) right after must not leave it unsent.
+    async fn confirm(self) {
+        match self {
+            #[cfg(feature = "amqp")]
+            Self::Amqp(acker) => amqp::acknowledge_now(acker).await,
+            Self::Memory(_) => {}
+        }
+    }
+
+    /// Puts the message (whose body is `body`) back on its queue for another delivery, and waits
+    /// until that is written.
+    async fn requeue(self, body: Vec<u8>) {
         match self {
             #[cfg(feature = "amqp")]
             Self::Amqp(acker) => {
                 drop(body);
-                amqp::requeue(acker);
+                amqp::requeue(acker).await;
             }
             Self::Memory(requeue) => requeue.put_back(body),
         }
@@ -494,19 +505,20 @@ impl Message {
         &self.delivery.body
     }
 
-    /// Acknowledges the message to the broker (a notification, once handled).
-    pub fn acknowledge(self) {
+    /// Acknowledges the message to the broker (a notification, once handled), and waits until
+    /// the acknowledgement is written.
+    pub async fn acknowledge(self) {
         if let Some(ack) = self.delivery.ack {
-            ack.send();
+            ack.confirm().await;
         }
     }
 
     /// Puts the message back on its queue, to be delivered again (to this listener or another of
     /// its pool), as oslo's `requeue()` does. On a transport that cannot, it is acknowledged.
-    pub fn requeue(self) {
+    pub async fn requeue(self) {
         let Delivery { body, ack, .. } = self.delivery;
         if let Some(ack) = ack {
-            ack.requeue(body);
+            ack.requeue(body).await;
         }
     }
 

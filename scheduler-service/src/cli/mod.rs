@@ -1,4 +1,5 @@
-//! The command line: `scheduler-service [all-in-one | serve | compute | boot | services]`.
+//! The command line: `scheduler-service [all-in-one | serve | compute | boot | services |
+//! notifications]`.
 //!
 //! Every error a user can cause (a bad flag, no broker at the URL, a database URL that does not
 //! open) ends with one line on stderr and a non-zero exit code.
@@ -15,6 +16,7 @@ macro_rules! say {
 mod all_in_one;
 mod boot;
 mod compute;
+mod notifications;
 mod serve;
 mod services;
 
@@ -46,6 +48,8 @@ enum Command {
     Boot(boot::Args),
     /// Lists the services registry (like `nova service-list`), or disables or enables a service.
     Services(services::Args),
+    /// Tails notifications (`notifications`, `versioned_notifications`): a line each, or JSON.
+    Notifications(notifications::Args),
 }
 
 /// Why a subcommand failed: printed as one line.
@@ -64,7 +68,7 @@ pub fn main() -> ExitCode {
         // Daemons log what they do; the others print their own account.
         Command::Serve(_) | Command::Compute(_) => "info",
         Command::AllInOne(_) => "warn",
-        Command::Boot(_) | Command::Services(_) => "error",
+        Command::Boot(_) | Command::Services(_) | Command::Notifications(_) => "error",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Compute(args) => compute::run(args).await,
             Command::Boot(args) => boot::run(args).await,
             Command::Services(args) => services::run(args).await,
+            Command::Notifications(args) => notifications::run(args).await,
         }
     });
     // Stop at once: a connection's background tasks must not hold the exit.

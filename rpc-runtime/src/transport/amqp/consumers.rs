@@ -466,16 +466,22 @@ pub(crate) fn acknowledge(acker: lapin::Acker) {
     });
 }
 
-/// Rejects one delivery with `requeue`, in a task of its own: the broker delivers it again.
-pub(crate) fn requeue(acker: lapin::Acker) {
-    tokio::spawn(async move {
-        let options = lapin::options::BasicRejectOptions { requeue: true };
-        if let Err(error) = acker.reject(options).await {
-            // Its channel is gone (a listener stopping, a lost connection): the broker puts
-            // back what was not acknowledged anyway.
-            tracing::debug!(%error, "could not put a message back on its queue");
-        }
-    });
+/// Acknowledges one delivery and waits for the write. A failure means the channel is gone, and
+/// the broker delivers the message again: logged.
+pub(crate) async fn acknowledge_now(acker: lapin::Acker) {
+    if let Err(error) = acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(%error, "could not acknowledge a message; the broker will deliver it again");
+    }
+}
+
+/// Rejects one delivery with `requeue`: the broker delivers it again.
+pub(crate) async fn requeue(acker: lapin::Acker) {
+    let options = lapin::options::BasicRejectOptions { requeue: true };
+    if let Err(error) = acker.reject(options).await {
+        // Its channel is gone (a listener stopping, a lost connection): the broker puts back
+        // what was not acknowledged anyway.
+        tracing::debug!(%error, "could not put a message back on its queue");
+    }
 }
 
 /// How a consumer's stream ended.

@@ -37,7 +37,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use self::broker::{broker, declare_exchange, short};
 use self::connection::{Backoff, Session, current_session};
 use self::consumers::{Consumes, ListenerSpec, Unsubscribe};
-pub(crate) use self::consumers::{acknowledge, requeue};
+pub(crate) use self::consumers::{acknowledge, acknowledge_now, requeue};
 pub use self::options::{AmqpOptions, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption};
 use super::pending::PendingCalls;
 use super::{BoxFuture, ListenOptions, Listener, Retry, Transport, TransportUrl};
