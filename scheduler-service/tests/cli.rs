@@ -76,6 +76,40 @@ fn all_in_one_boots_a_batch_shows_the_services_and_exits_cleanly() {
         stdout.contains("stopped: Graceful, exit code 0"),
         "{stdout}"
     );
+    // The scheduler's notifications: 5 starts and 4 ends (the xlarge boot failed), legacy and
+    // versioned each, and its service.update on start.
+    for (count, event_type, publisher) in [
+        (
+            5,
+            "scheduler.select_destinations.start",
+            "scheduler.controller",
+        ),
+        (
+            4,
+            "scheduler.select_destinations.end",
+            "scheduler.controller",
+        ),
+        (
+            5,
+            "scheduler.select_destinations.start",
+            "nova-scheduler:controller",
+        ),
+        (
+            4,
+            "scheduler.select_destinations.end",
+            "nova-scheduler:controller",
+        ),
+        (1, "service.update", "nova-scheduler:controller"),
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&format!("{count:>2} x {event_type} "))
+                    && l.ends_with(&format!("from {publisher}"))),
+            "{count} x {event_type} from {publisher}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("5. notifications: 19 sent"), "{stdout}");
 }
 
 #[test]

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use rpc_runtime::config::{Config, ConfigLoader};
 use rpc_runtime::launcher::{self, LaunchError, Services};
+use rpc_runtime::notify::versioned::VERSIONED_TOPIC;
+use rpc_runtime::notify::{NotificationListener, Notifier, RawNotification};
 use rpc_runtime::registry::Registry;
-use rpc_runtime::{CallError, CallOptions, Context, Transport};
+use rpc_runtime::{CallError, CallOptions, Context, Target, Transport};
 
 use super::Failure;
 use crate::api::{Destinations, Flavor, RequestSpec, Resources};
@@ -63,6 +65,9 @@ fn config(database: &std::path::Path) -> Result<Config, Failure> {
         .set("DEFAULT", "host", "controller")
         .set("DEFAULT", "transport_url", TRANSPORT)
         .set("DEFAULT", "periodic_fuzzy_delay", "0")
+        // nova-scheduler's notifications, legacy and versioned, on the same transport.
+        .set("oslo_messaging_notifications", "driver", "messagingv2")
+        .set("notifications", "notification_format", "both")
         .set(
             "database",
             "connection",
@@ -132,9 +137,22 @@ async fn demonstrate(database: &std::path::Path) -> Result<ExitCode, Failure> {
     }
     say!();
 
-    let outcome = boot_batch(&shared.transport, &*shared.registry, &config).await;
+    // Listening from here on: what the scheduler sent before (its `service.update` on start)
+    // waits in the queue, as it would on RabbitMQ.
+    let collected = Arc::new(Collected::default());
+    let listener = NotificationListener::builder(Arc::clone(&shared.transport))
+        .target(Target::new("notifications"))
+        .target(Target::new(VERSIONED_TOPIC))
+        .endpoint(Arc::clone(&collected) as Arc<_>)
+        .max_concurrency(1)
+        .start()
+        .await?;
 
-    say!("5. stop: SIGTERM's path: stop consuming, finish the requests in flight, cleanup_host");
+    let outcome = boot_batch(&shared.transport, &*shared.registry, &config).await;
+    show_notifications(&shared.transport, &collected).await?;
+    listener.stop().await;
+
+    say!("6. stop: SIGTERM's path: stop consuming, finish the requests in flight, cleanup_host");
     stop.stop();
     let exit = waiting.await?;
     say!("   stopped: {exit:?}, exit code {}", exit.code());
@@ -219,6 +237,77 @@ async fn boot_batch(
             host.used.disk_gb,
             host.limit.disk_gb,
         );
+    }
+    say!();
+    Ok(())
+}
+
+/// What the all-in-one's listener received, and the marker that ends it.
+#[derive(Default)]
+struct Collected {
+    received: std::sync::Mutex<Vec<RawNotification>>,
+    marker: tokio::sync::Notify,
+}
+
+/// The event type of the marker the all-in-one sends after the boots.
+const MARKER: &str = "all_in_one.done";
+
+#[rpc_runtime::notification_endpoint]
+impl Collected {
+    async fn info(&self, n: RawNotification) {
+        if n.event_type == MARKER {
+            self.marker.notify_one();
+        } else {
+            self.received
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(n);
+        }
+    }
+}
+
+/// Prints what the scheduler told the world: counts by event type and publisher, and a few
+/// lines as `scheduler-service notifications` prints them.
+async fn show_notifications(
+    transport: &Arc<dyn Transport>,
+    collected: &Collected,
+) -> Result<(), Failure> {
+    // The listener takes one at a time, in order: once the marker is in, all before it are.
+    Notifier::new(Arc::clone(transport), "all-in-one")
+        .info(&Context::new(), MARKER, &serde_json::json!({}))
+        .await?;
+    collected.marker.notified().await;
+    let received = collected
+        .received
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    say!(
+        "5. notifications: {} sent by the scheduler (legacy and versioned, \
+         [notifications] notification_format = both):",
+        received.len()
+    );
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for n in &received {
+        *counts
+            .entry((n.event_type.clone(), n.publisher_id.clone()))
+            .or_default() += 1;
+    }
+    for ((event_type, publisher), count) in counts {
+        say!("   {count:>2} x {event_type:<36} from {publisher}");
+    }
+    say!("   the first three, as `scheduler-service notifications` prints them:");
+    for n in received.iter().take(3) {
+        let mut line = super::notifications::text_line(n);
+        if line.len() > 150 {
+            let cut = (0..=150)
+                .rev()
+                .find(|i| line.is_char_boundary(*i))
+                .unwrap_or(0);
+            line.truncate(cut);
+            line.push('…');
+        }
+        say!("   {line}");
     }
     say!();
     Ok(())

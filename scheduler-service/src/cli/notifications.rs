@@ -109,6 +109,18 @@ struct Printer {
     done: Notify,
 }
 
+/// The text line of a notification: time, priority, event type, publisher, payload.
+pub(super) fn text_line(n: &RawNotification) -> String {
+    format!(
+        "{}  {:<8} {}  {}  {}",
+        n.timestamp,
+        n.priority.wire_name(),
+        n.event_type,
+        n.publisher_id,
+        n.payload.as_str()
+    )
+}
+
 impl Printer {
     fn line(&self, n: &RawNotification) -> String {
         let payload: serde_json::Value =
@@ -125,14 +137,7 @@ impl Printer {
             })
             .to_string()
         } else {
-            format!(
-                "{}  {:<8} {}  {}  {}",
-                n.timestamp,
-                n.priority.wire_name(),
-                n.event_type,
-                n.publisher_id,
-                payload
-            )
+            text_line(n)
         }
     }
 }
