@@ -360,3 +360,70 @@ async fn ten_thousand_calls_and_casts_through_two_broker_restarts() {
         }
     }
 }
+
+/// Notifications with `confirm_publish` and durable queues: every confirmed notification
+/// survives a broker restart, and one sent while the broker is down goes out once it is back
+/// (the notifier's default `retry`: forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_notifications_survive_a_broker_restart() {
+    use rpc_integration_tests::notifications::{Infos, Seen};
+    use rpc_runtime::notify::{NotificationListener, Notifier};
+
+    const SENT: usize = 50;
+    let _one_at_a_time = BROKER.lock().await;
+    let Some(vhost) = Vhost::create("restart-notify") else {
+        return;
+    };
+    let url: TransportUrl = vhost
+        .url(&format!(
+            "{FAST_RETRIES}&confirm_publish=true&amqp_durable_queues=true"
+        ))
+        .parse()
+        .unwrap();
+    let transport = Arc::new(AmqpTransport::connect(&url).await.unwrap());
+    let topic = rpc_integration_tests::unique_name("durable");
+    let notifier = Notifier::new(transport.clone(), "compute.host1").with_topics([topic.as_str()]);
+    let ctx = Context::new();
+    for i in 0..SENT {
+        notifier
+            .info(&ctx, &format!("n{i}"), &serde_json::json!({ "i": i }))
+            .await
+            .unwrap();
+    }
+
+    let restart_guard = StartAppOnDrop;
+    tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+        .await
+        .unwrap();
+    // Sent while the broker is down: waits for the connection, then goes out.
+    let during = tokio::spawn({
+        let notifier = notifier.clone();
+        async move {
+            notifier
+                .info(&Context::new(), "during", &serde_json::json!({}))
+                .await
+        }
+    });
+    tokio::task::spawn_blocking(|| rabbitmqctl(&["start_app"]))
+        .await
+        .unwrap();
+    drop(restart_guard);
+    during.await.unwrap().unwrap();
+
+    let seen = Seen::new();
+    let listener = NotificationListener::builder(transport.clone())
+        .target(Target::new(topic.as_str()))
+        .endpoint(Arc::new(Infos(Arc::clone(&seen))))
+        .start()
+        .await
+        .unwrap();
+    seen.wait_for(SENT + 1).await;
+    let mut got = seen.event_types();
+    got.sort();
+    let mut expected: Vec<String> = (0..SENT).map(|i| format!("n{i}")).collect();
+    expected.push("during".to_owned());
+    expected.sort();
+    assert_eq!(got, expected, "each once, none lost");
+    listener.stop().await;
+    drop(vhost);
+}
