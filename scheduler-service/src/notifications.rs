@@ -137,7 +137,8 @@ pub struct ServiceStatusPayload {
     pub forced_down: bool,
     /// The service version (nova's integer; here the RPC API's minor version).
     pub version: i64,
-    /// The row's uuid: derived from its id, as this registry keeps none.
+    /// The row's uuid: a name-based (v5) uuid of its host, binary and id, as this registry
+    /// keeps none.
     pub uuid: String,
 }
 
@@ -158,7 +159,11 @@ impl From<&ServiceRecord> for ServiceStatusPayload {
             version: record
                 .version
                 .map_or(0, |v| i64::try_from(v.minor()).unwrap_or(i64::MAX)),
-            uuid: format!("00000000-0000-4000-8000-{:012x}", record.id),
+            uuid: uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("{}/{}/{}", record.host, record.binary, record.id).as_bytes(),
+            )
+            .to_string(),
         }
     }
 }

@@ -204,3 +204,166 @@ async fn wait_for_view(client: &SchedulerManagerClient, done: impl Fn(&[HostSumm
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The nova virtualenv's python (installed on first use).
+async fn nova_python() -> Option<std::path::PathBuf> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nova-venv");
+    tokio::task::spawn_blocking(move || python_venv(&venv, &[NOVA], "nova.scheduler.rpcapi"))
+        .await
+        .unwrap()
+}
+
+fn nova_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/nova_notifications.py")
+}
+
+/// Every notification a listener gets, undecoded.
+struct Tail(tokio::sync::mpsc::UnboundedSender<rpc_runtime::notify::RawNotification>);
+
+#[rpc_runtime::notification_endpoint]
+impl Tail {
+    async fn info(&self, n: rpc_runtime::notify::RawNotification) {
+        let _ = self.0.send(n);
+    }
+}
+
+/// nova's own `ServiceStatusNotification`, built from nova's objects and emitted through
+/// `nova.rpc`, decodes here into the typed payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn novas_versioned_notification_decodes_into_typed_payloads() {
+    use rpc_runtime::notify::versioned::VersionedNotification;
+    use scheduler_service::notifications::ServiceStatusPayload;
+
+    let Some(vhost) = Vhost::create("nova-notify") else {
+        return;
+    };
+    let Some(python) = nova_python().await else {
+        return;
+    };
+    let topic = rpc_integration_tests::unique_name("nova_versioned");
+    let output = tokio::process::Command::new(&python)
+        .arg(nova_script())
+        .args(["send", &vhost.url(""), &topic])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let sent = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sent "))
+        .unwrap_or_else(|| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+        .to_owned();
+    let (uuid, version) = sent.split_once(' ').unwrap();
+
+    // nova's notifier created `<topic>.info`: the notification waits there for a listener.
+    let transport = rpc_runtime::connect(&vhost.url("")).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = rpc_runtime::notify::NotificationListener::builder(transport)
+        .target(rpc_runtime::Target::new(topic.as_str()))
+        .endpoint(Arc::new(Tail(tx)))
+        .start()
+        .await
+        .unwrap();
+    let raw = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let n = VersionedNotification::<ServiceStatusPayload>::decode(&raw).unwrap();
+    assert_eq!(n.publisher.source, "nova-compute");
+    assert_eq!(n.publisher.host, "node-1");
+    assert_eq!(n.event_type.to_string(), "service.update");
+    assert_eq!(n.payload.binary.as_deref(), Some("nova-compute"));
+    assert_eq!(n.payload.report_count, 3);
+    assert!(n.payload.disabled);
+    assert_eq!(n.payload.disabled_reason.as_deref(), Some("maintenance"));
+    assert_eq!(n.payload.uuid, uuid);
+    assert_eq!(n.payload.version.to_string(), version);
+    listener.stop().await;
+}
+
+/// The scheduler's versioned notifications, read by nova's own objects
+/// (`NovaObject.obj_from_primitive`) in a Python oslo.messaging listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedulers_versioned_notifications_are_read_by_novas_objects() {
+    use scheduler_service::api::{Flavor, RequestSpec};
+    use scheduler_service::notifications::SchedulerNotifier;
+
+    let Some(vhost) = Vhost::create("nova-notify-rs") else {
+        return;
+    };
+    let Some(python) = nova_python().await else {
+        return;
+    };
+    let topic = rpc_integration_tests::unique_name("rs_versioned");
+    let mut child = tokio::process::Command::new(&python)
+        .arg(nova_script())
+        .args(["listen", &vhost.url(""), &topic, "2"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ready"));
+
+    let config = ConfigLoader::new()
+        .set("oslo_messaging_notifications", "driver", "messagingv2")
+        .set("notifications", "notification_format", "versioned")
+        .set("notifications", "versioned_notifications_topics", &topic)
+        .load()
+        .unwrap()
+        .config;
+    let transport = rpc_runtime::connect(&vhost.url("")).await.unwrap();
+    let notifier = SchedulerNotifier::from_config(&config, transport, "scheduler-0").unwrap();
+    let mut spec = RequestSpec::new(Flavor::new("m1.small", 1, 2048, 20), 2);
+    spec.instance_uuid = Some("7c4b8d5e-3a41-4b7e-9a0e-2f1d6c8b9a10".into());
+    spec.project_id = Some("p-1".into());
+    spec.ignore_hosts = vec!["bad-host".into()];
+    let ctx = Context::new();
+    notifier
+        .select_destinations(&ctx, rpc_runtime::notify::versioned::Phase::Start, &spec)
+        .await;
+    let registry = rpc_runtime::registry::SqlRegistry::connect(
+        &rpc_runtime::registry::DatabaseUrl::new("sqlite::memory:"),
+    )
+    .await
+    .unwrap();
+    let record = rpc_runtime::registry::Registry::create(
+        &registry,
+        &rpc_runtime::registry::NewService::new("scheduler-0", "nova-scheduler", "scheduler"),
+    )
+    .await
+    .unwrap();
+    notifier.service_update(&ctx, &record).await;
+
+    let mut read = Vec::new();
+    while read.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the Python listener prints each notification");
+        read.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    let by_event = |e: &str| {
+        read.iter()
+            .find(|v| v["event_type"] == e)
+            .unwrap_or_else(|| panic!("no {e} in {read:?}"))
+            .clone()
+    };
+    let spec = by_event("scheduler.select_destinations.start");
+    assert_eq!(spec["publisher_id"], "nova-scheduler:scheduler-0");
+    assert_eq!(spec["name"], "RequestSpecPayload", "{spec}");
+    assert_eq!(spec["fields"]["project_id"], "p-1", "{spec}");
+    assert_eq!(spec["fields"]["num_instances"], 2, "{spec}");
+    assert_eq!(
+        spec["fields"]["ignore_hosts"],
+        serde_json::json!(["bad-host"]),
+        "{spec}"
+    );
+    let status = by_event("service.update");
+    assert_eq!(status["name"], "ServiceStatusPayload", "{status}");
+    assert_eq!(status["fields"]["binary"], "nova-scheduler", "{status}");
+    assert_eq!(status["fields"]["report_count"], 0, "{status}");
+    assert_eq!(status["fields"]["host"], "scheduler-0", "{status}");
+    let _ = child.wait().await;
+}
