@@ -7,7 +7,9 @@
 //!   into a virtualenv under `target/` on first use).
 //!
 //! For each: sequential call latency (p50, p99), calls per second with 1, 16, 64 and 256 in
-//! flight, and casts per second (sent until all arrived). Measurements are interleaved: each
+//! flight, and casts per second (sent until all arrived). Notifications over RabbitMQ: this
+//! framework's `Notifier` -> `NotificationListener` with 64 in flight (against the raw loop's
+//! casts) and oslo.messaging's, and each listener draining a queue filled beforehand. Measurements are interleaved: each
 //! round takes its steps (sequential, each level of calls in flight, casts) one by one, every
 //! implementation of a group taking the step in turn, in alternating order from round to round,
 //! so machine drift touches all alike. The tables show medians over rounds, the ratios against
@@ -28,6 +30,7 @@ mod chart;
 mod escaping;
 mod in_process;
 mod measure;
+mod notify;
 mod oslo;
 mod rabbit;
 mod report;
@@ -135,6 +138,30 @@ fn main() {
             )
             .off_chart(),
             Row::new(Group::Rabbit, "oslo.messaging 18.3.1 (Python)", "#d62728"),
+            Row::new(
+                Group::Rabbit,
+                "rpc-runtime Notifier -> NotificationListener",
+                "#1f77b4",
+            )
+            .off_chart(),
+            Row::new(
+                Group::Rabbit,
+                "oslo.messaging Notifier -> NotificationListener (Python)",
+                "#d62728",
+            )
+            .off_chart(),
+            Row::new(
+                Group::Rabbit,
+                "rpc-runtime NotificationListener draining a queue",
+                "#1f77b4",
+            )
+            .off_chart(),
+            Row::new(
+                Group::Rabbit,
+                "oslo.messaging NotificationListener draining a queue (Python)",
+                "#d62728",
+            )
+            .off_chart(),
         ];
         let memory = if select.in_process {
             Some((
@@ -142,6 +169,11 @@ fn main() {
                 in_process::tarpc_in_process(),
                 in_process::tarpc_tcp_json().await,
             ))
+        } else {
+            None
+        };
+        let notifications = if select.rabbit && select.ours {
+            Some(notify::ours(&format!("{topic}_notify")).await)
         } else {
             None
         };
@@ -154,6 +186,7 @@ fn main() {
         } else {
             None
         };
+        let mut notify_queues: Vec<String> = vec![format!("{topic}_notify.info")];
         for round in 0..rounds {
             // Step by step, each implementation of a group in turn; the order alternates from
             // round to round.
@@ -174,6 +207,38 @@ fn main() {
                 ];
                 run_round(&sides, reversed, rabbit_effort, &mut rows).await;
             }
+            if let Some((notifying, _listener)) = &notifications {
+                // Notifier -> listener at 64 in flight, beside the raw loop's casts (row 4).
+                let mut figures = Figures::default();
+                measure_casts(notifying, rabbit_effort, &mut figures).await;
+                rows[7].absorb(figures);
+                let mut figures = Figures::default();
+                let drained = format!("{topic}_drain_{round}");
+                notify::ours_drain(&drained, rabbit_effort.casts, &mut figures).await;
+                rows[9].absorb(figures);
+                notify_queues.push(format!("{drained}.info"));
+            }
+            if let Some(python) = &python {
+                let oslo_topic = format!("{topic}_oslo_notify_{round}");
+                let (mut drain, mut end_to_end) = (Figures::default(), Figures::default());
+                match notify::oslo_round(
+                    python,
+                    &oslo_topic,
+                    oslo_calls * 2,
+                    &mut drain,
+                    &mut end_to_end,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        rows[8].absorb(end_to_end);
+                        rows[10].absorb(drain);
+                    }
+                    Err(reason) => eprintln!("oslo.messaging notification round failed: {reason}"),
+                }
+                notify_queues.push(format!("{oslo_topic}_drain.info"));
+                notify_queues.push(format!("{oslo_topic}_e2e.info"));
+            }
             if let Some(python) = &python {
                 let python = python.clone();
                 let oslo_topic = format!("{topic}_oslo");
@@ -190,6 +255,10 @@ fn main() {
                 }
             }
             eprintln!("round {}/{rounds} done", round + 1);
+        }
+        if let Some((_, listener)) = notifications {
+            listener.stop().await;
+            rabbit::delete_queues(&notify_queues).await;
         }
         if let Some(((_, server), _, _)) = amqp {
             server.stop().await;
@@ -216,9 +285,9 @@ fn main() {
         let selected = |index: usize| match index {
             0 => select.in_process && select.ours,
             1 | 2 => select.in_process && select.peers,
-            3 => select.rabbit && select.ours,
+            3 | 7 | 9 => select.rabbit && select.ours,
             4 | 5 => select.rabbit && select.peers,
-            6 => python.is_some(),
+            6 | 8 | 10 => python.is_some(),
             _ => false,
         };
         report::check_smoke(&rows, selected);

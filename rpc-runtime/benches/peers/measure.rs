@@ -169,7 +169,7 @@ impl Figures {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.p50.is_empty()
+        self.p50.is_empty() && self.casts.is_empty()
     }
 }
 
@@ -270,7 +270,7 @@ pub(crate) async fn measure_casts<C: Caster>(caster: &C, effort: Effort, figures
 }
 
 /// One operation of a throughput run.
-trait Operation: Clone + Send + Sync + 'static {
+pub(crate) trait Operation: Clone + Send + Sync + 'static {
     fn run(&self) -> impl Future<Output = ()> + Send;
 }
 
@@ -293,7 +293,7 @@ impl<C: Caster> Operation for Casts<C> {
 }
 
 /// Runs `total` operations with `n` in flight; the rate per second.
-async fn run_in_flight<O: Operation>(n: usize, total: usize, op: &O) -> f64 {
+pub(crate) async fn run_in_flight<O: Operation>(n: usize, total: usize, op: &O) -> f64 {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..n)

@@ -61,6 +61,10 @@ const OURS_RABBIT: usize = 3;
 const RAW_LAPIN: usize = 4;
 const RAW_LAPIN_SIZED: usize = 5;
 const OSLO: usize = 6;
+const OURS_NOTIFY: usize = 7;
+const OSLO_NOTIFY: usize = 8;
+const OURS_DRAIN: usize = 9;
+const OSLO_DRAIN: usize = 10;
 
 fn count(v: f64) -> String {
     if !v.is_finite() {
@@ -140,7 +144,7 @@ enum Target {
     None,
 }
 
-const COMPARISONS: [Comparison; 9] = [
+const COMPARISONS: [Comparison; 12] = [
     Comparison {
         ours: OURS_MEMORY,
         peer: TARPC_CHANNEL,
@@ -187,6 +191,22 @@ const COMPARISONS: [Comparison; 9] = [
         peer: OSLO,
         target: Target::Casts(25.0),
     },
+    // Issue 21: notifications within 0.8x of the raw loop's casts, the listener 20x oslo's.
+    Comparison {
+        ours: OURS_NOTIFY,
+        peer: RAW_LAPIN,
+        target: Target::Casts(0.8),
+    },
+    Comparison {
+        ours: OURS_DRAIN,
+        peer: OSLO_DRAIN,
+        target: Target::Casts(20.0),
+    },
+    Comparison {
+        ours: OURS_NOTIFY,
+        peer: OSLO_NOTIFY,
+        target: Target::Casts(20.0),
+    },
 ];
 
 /// Ours over each peer (throughput and casts: ours / peer; p50: ours / peer, lower is better),
@@ -203,10 +223,10 @@ pub(crate) fn ratios(rows: &[Row]) -> String {
     let mut shown = Vec::new();
     for c in &COMPARISONS {
         let (ours, peer) = (&rows[c.ours], &rows[c.peer]);
-        if ours.figures.is_empty() || peer.figures.is_empty() || shown.contains(&c.peer) {
+        if ours.figures.is_empty() || peer.figures.is_empty() || shown.contains(&(c.ours, c.peer)) {
             continue;
         }
-        shown.push(c.peer);
+        shown.push((c.ours, c.peer));
         let (o, p) = (&ours.figures, &peer.figures);
         let throughput: Vec<String> = (0..IN_FLIGHT.len())
             .map(|i| ratio(o.rate(i) / p.rate(i)))
@@ -255,7 +275,7 @@ pub(crate) fn ratios(rows: &[Row]) -> String {
             }
             Target::Casts(min) => {
                 let r = o.cast_rate() / p.cast_rate();
-                (format!("casts >= {min}x: {r:.2}x"), r >= min)
+                (format!("{} >= {min}x: {r:.2}x", ours.name), r >= min)
             }
             Target::None => continue,
         };
@@ -321,6 +341,11 @@ pub(crate) fn check_smoke(rows: &[Row], selected: impl Fn(usize) -> bool) {
             row.name
         );
         let f = &row.figures;
+        if f.p50.is_empty() {
+            // A row of one-way rates only (notifications).
+            assert!(f.cast_rate() > 0.0, "{}: no rate", row.name);
+            continue;
+        }
         let mut figures = vec![f.p50(), f.p99()];
         figures.extend((0..IN_FLIGHT.len()).map(|i| f.rate(i)));
         assert!(
