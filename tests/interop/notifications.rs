@@ -1,5 +1,5 @@
 //! Notifications with real oslo.messaging (`py/notifications.py`): Python's `Notifier` to Rust
-//! listeners (every priority, the `messaging` v1 driver, filters, pools), and the Rust `Notifier`
+//! listeners (every priority, the `messaging` v1 driver, filters, pools, requeue, a batch), and the Rust `Notifier`
 //! to Python `NotificationListener`s (every priority, both drivers, pools).
 
 // Helpers outside `#[test]` fns report by panicking.
@@ -7,9 +7,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use rpc_integration_tests::notifications::{AllPriorities, ComputeOnly, Infos, Seen};
+use rpc_integration_tests::notifications::{
+    AllPriorities, Batches, ComputeOnly, Infos, RequeueOnce, Seen,
+};
 use rpc_integration_tests::{Vhost, unique_name};
 use rpc_runtime::notify::{Driver, NotificationListener, Notifier, Priority};
 use rpc_runtime::{Context, Target};
@@ -70,6 +72,36 @@ async fn python_notifier_to_rust_listeners() {
                 .unwrap(),
         );
     }
+    // A listener that asks to requeue each event type once, and a batch listener, each in a
+    // pool of its own (so each gets every info).
+    let requeued = Seen::new();
+    pooled.push(
+        NotificationListener::builder(Arc::clone(&transport))
+            .target(Target::new(topic.as_str()))
+            .pool(format!("{topic}-requeue"))
+            .endpoint(Arc::new(RequeueOnce {
+                seen: Arc::clone(&requeued),
+                first: Mutex::default(),
+            }))
+            .start()
+            .await
+            .unwrap(),
+    );
+    let batched = Seen::new();
+    let batches = Arc::new(Batches {
+        seen: Arc::clone(&batched),
+        sizes: Mutex::default(),
+    });
+    pooled.push(
+        NotificationListener::builder(Arc::clone(&transport))
+            .target(Target::new(topic.as_str()))
+            .pool(format!("{topic}-batch"))
+            .endpoint(Arc::clone(&batches) as Arc<_>)
+            .batch(5, std::time::Duration::from_millis(200))
+            .start()
+            .await
+            .unwrap(),
+    );
     let mut items: Vec<Value> = Priority::ALL
         .iter()
         .map(|p| {
@@ -117,6 +149,17 @@ async fn python_notifier_to_rust_listeners() {
         }
     }
     assert_eq!(shared(), 3);
+    // Each info twice at the requeueing listener (put back once, as oslo's requeue does).
+    requeued.wait_for(6).await;
+    let mut twice = requeued.event_types();
+    twice.sort();
+    twice.dedup();
+    assert_eq!(twice.len(), 3, "{:?}", requeued.event_types());
+    // The batch listener got the three infos in batches of at most five.
+    batched.wait_for(3).await;
+    let sizes = batches.sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 3, "{sizes:?}");
+    assert!(sizes.iter().all(|s| (1..=5).contains(s)), "{sizes:?}");
     everything.stop().await;
     for listener in pooled {
         listener.stop().await;
@@ -146,8 +189,13 @@ fn python_listener(
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(());
                 }
-            } else if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(value);
+            } else {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) => {
+                        let _ = tx.send(value);
+                    }
+                    Err(_) => eprintln!("notifications.py printed a line that is not JSON: {line}"),
+                }
             }
         }
     });

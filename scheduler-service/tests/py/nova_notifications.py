@@ -7,8 +7,21 @@
 and prints each payload as nova's objects read it (`NovaObject.obj_from_primitive`).
 """
 import json
+import threading
 import sys
 import tempfile
+
+
+
+_OUT = threading.Lock()
+
+
+def say(line):
+    """One whole line: listener threads print concurrently, and `print` writes the text and the
+    newline apart, so two lines could merge."""
+    with _OUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def configure(url, topic):
@@ -81,10 +94,10 @@ def listen(url, topic, count):
             obj = from_primitive(payload)
             fields = {name: getattr(obj, name) for name in obj.fields
                       if obj.obj_attr_is_set(name)}
-            print(json.dumps({
+            say(json.dumps({
                 "event_type": event_type, "publisher_id": publisher_id,
                 "name": obj.obj_name(), "version": obj.VERSION,
-                "fields": fields}, default=str), flush=True)
+                "fields": fields}, default=str))
             seen.append(event_type)
             if len(seen) >= count:
                 done.set()

@@ -18,6 +18,18 @@ import oslo_messaging as messaging
 PRIORITIES = ["audit", "debug", "info", "warn", "error", "critical", "sample"]
 
 
+
+_OUT = threading.Lock()
+
+
+def say(line):
+    """One whole line: listener threads print concurrently, and `print` writes the text and the
+    newline apart, so two lines could merge."""
+    with _OUT:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def context():
     return oslo_context.RequestContext(user_id="u-1", project_id="p-1", request_id="req-interop")
 
@@ -40,7 +52,7 @@ class Endpoint:
 
 def _method(priority):
     def method(self, ctxt, publisher_id, event_type, payload, metadata):
-        print(json.dumps({
+        say(json.dumps({
             "priority": priority,
             "publisher_id": publisher_id,
             "event_type": event_type,
@@ -48,7 +60,7 @@ def _method(priority):
             "user_id": ctxt.get("user_id") or ctxt.get("user"),
             "message_id": metadata.get("message_id"),
             "timestamp": metadata.get("timestamp"),
-        }), flush=True)
+        }))
         return messaging.NotificationResult.HANDLED
     return method
 
