@@ -24,6 +24,8 @@ struct Echo {
     noted: Mutex<HashSet<u64>>,
     /// Told when the marker cast, sent after all others, arrives.
     marker: tokio::sync::Notify,
+    /// Casts that arrived so far: watched to wait for stragglers.
+    arrivals: tokio::sync::watch::Sender<u64>,
 }
 
 #[rpc_endpoint(topic = "cluster", version = "1.1")]
@@ -39,6 +41,7 @@ impl Echo {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id);
+        self.arrivals.send_modify(|n| *n += 1);
         if id == MARKER {
             self.marker.notify_waiters();
         }
@@ -431,17 +434,38 @@ impl Load {
                     .is_ok(),
                 "the marker cast never arrived within 30 s"
             );
-            let noted: HashSet<u64> = echoes
-                .iter()
-                .flat_map(|e| e.noted.lock().expect("noted").clone())
-                .collect();
+            // The marker reached one server; the other may still hold casts it took before
+            // (prefetched, or redelivered after a node went): wait for those, up to 10 s.
+            let missing = || {
+                let noted: HashSet<u64> = echoes
+                    .iter()
+                    .flat_map(|e| e.noted.lock().expect("noted").clone())
+                    .collect();
+                sent.lock()
+                    .expect("sent")
+                    .iter()
+                    .filter(|id| !noted.contains(id))
+                    .count() as u64
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut watching: Vec<_> = echoes.iter().map(|e| e.arrivals.subscribe()).collect();
+            let lost = loop {
+                for rx in &mut watching {
+                    rx.borrow_and_update();
+                }
+                let lost = missing();
+                if lost == 0 {
+                    break 0;
+                }
+                let next = futures::future::select_all(
+                    watching.iter_mut().map(|rx| Box::pin(rx.changed())),
+                );
+                if tokio::time::timeout_at(deadline, next).await.is_err() {
+                    break lost;
+                }
+            };
             let mut outcome = std::mem::take(&mut *outcome.lock().expect("outcome"));
-            outcome.casts_lost = sent
-                .lock()
-                .expect("sent")
-                .iter()
-                .filter(|id| !noted.contains(id))
-                .count() as u64;
+            outcome.casts_lost = lost;
             outcome
         })
     }
