@@ -83,6 +83,8 @@ async fn listen(
     NotificationListener::builder(transport)
         .target(Target::new(topic))
         .endpoint(Arc::new(Counter(Arc::clone(arrivals))))
+        // As the RPC server of this harness runs: 256 at once.
+        .max_concurrency(256)
         .start()
         .await
         .expect("listen")

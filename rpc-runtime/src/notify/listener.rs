@@ -6,7 +6,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::FutureExt as _;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::endpoint::{EndpointOutcome, NotificationEndpoint, NotificationResult};
@@ -370,6 +374,7 @@ async fn consume(
     batch: Option<(usize, Duration)>,
     max_concurrency: usize,
 ) {
+    let settling = Arc::new(Settling::default());
     loop {
         let slot = tokio::select! {
             biased;
@@ -404,9 +409,9 @@ async fn consume(
         }
         let dispatch = Arc::clone(&dispatch);
         let is_batch = batch.is_some();
+        let settling = Arc::clone(&settling);
         tokio::spawn(async move {
-            run(&dispatch, messages, is_batch).await;
-            drop(slot);
+            run(&dispatch, messages, is_batch, slot, &settling).await;
         });
         if *stopped.borrow() {
             break;
@@ -419,15 +424,59 @@ async fn consume(
     if let Ok(permits) = slots.acquire_many(all).await {
         permits.forget();
     }
+    settling.wait_idle().await;
     for message in listener.close() {
         message.requeue().await;
     }
 }
 
-/// Decodes and dispatches one notification or a batch, then settles them. The endpoints run in
-/// a task of their own: one that panics is logged, and its messages acknowledged, instead of
-/// holding them unacknowledged.
-async fn run(dispatch: &Arc<Dispatch>, messages: Vec<Message>, is_batch: bool) {
+/// Acknowledgements being written: a stopping listener waits for them before its channel closes.
+#[derive(Default)]
+struct Settling {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl Settling {
+    fn begin(self: &Arc<Self>) -> SettlingGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        SettlingGuard(Arc::clone(self))
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+struct SettlingGuard(Arc<Settling>);
+
+impl Drop for SettlingGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Decodes and dispatches one notification or a batch, then settles them. The slot is given
+/// back once the endpoints ran, before the acknowledgements are written (the next notification
+/// need not wait for the write; a stopping listener waits for it). An endpoint that panics is
+/// logged, and its messages acknowledged, instead of holding them unacknowledged.
+async fn run(
+    dispatch: &Arc<Dispatch>,
+    messages: Vec<Message>,
+    is_batch: bool,
+    slot: OwnedSemaphorePermit,
+    settling: &Arc<Settling>,
+) {
     let mut read_messages = Vec::with_capacity(messages.len());
     let mut notifications = Vec::with_capacity(messages.len());
     for message in messages {
@@ -440,21 +489,24 @@ async fn run(dispatch: &Arc<Dispatch>, messages: Vec<Message>, is_batch: bool) {
     if notifications.is_empty() {
         return;
     }
-    let running = Arc::clone(dispatch);
-    let result = tokio::spawn(async move {
+    let running = async {
         if is_batch {
-            running.batch(&notifications).await
+            dispatch.batch(&notifications).await
         } else {
             match notifications.first() {
-                Some(n) => running.one(n).await,
+                Some(n) => dispatch.one(n).await,
                 None => NotificationResult::Handled,
             }
         }
-    })
-    .await
-    .unwrap_or_else(|error| {
-        tracing::error!(%error, "a notification endpoint panicked; its messages are acknowledged");
-        NotificationResult::Handled
-    });
+    };
+    let result = AssertUnwindSafe(running)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a notification endpoint panicked; its messages are acknowledged");
+            NotificationResult::Handled
+        });
+    let _settling = settling.begin();
+    drop(slot);
     dispatch.settle(messages, result).await;
 }
