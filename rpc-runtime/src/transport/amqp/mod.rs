@@ -568,6 +568,35 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Consumes what `consumes` names and registers it to be consumed again after a reconnect:
+    /// an RPC server's queues or a notification listener's.
+    async fn subscribe(
+        self: &Arc<Self>,
+        consumes: Consumes,
+        options: ListenOptions,
+    ) -> Result<Listener, TransportError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let spec = Arc::new(ListenerSpec {
+            consumes,
+            max_concurrency: options.max_concurrency,
+            tx,
+            consuming: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+        });
+        let session = current_session(&self.session, CAST_CONNECT_WAIT).await?;
+        self.consume_listener(&session, &spec).await?;
+        lock(&self.listeners).push(Arc::downgrade(&spec));
+        Ok(Listener::new(
+            rx,
+            Unsubscribe {
+                spec,
+                inner: Arc::downgrade(self),
+            },
+        ))
+    }
+}
+
 /// What became of a published message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Routed {
@@ -627,33 +656,11 @@ impl Transport for AmqpTransport {
         target: &'a Target,
         options: ListenOptions,
     ) -> BoxFuture<'a, Result<Listener, TransportError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            let (tx, rx) = mpsc::unbounded_channel();
-            let spec = Arc::new(ListenerSpec {
-                consumes: Consumes::Server {
-                    target: target.clone(),
-                    fanout_queue: topology::fanout_queue(
-                        &target.topic,
-                        &MessageId::new().to_string(),
-                    ),
-                },
-                max_concurrency: options.max_concurrency,
-                tx,
-                consuming: Mutex::new(None),
-                stopping: AtomicBool::new(false),
-            });
-            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
-            inner.consume_listener(&session, &spec).await?;
-            lock(&inner.listeners).push(Arc::downgrade(&spec));
-            Ok(Listener::new(
-                rx,
-                Unsubscribe {
-                    spec,
-                    inner: Arc::downgrade(inner),
-                },
-            ))
-        })
+        let consumes = Consumes::Server {
+            target: target.clone(),
+            fanout_queue: topology::fanout_queue(&target.topic, &MessageId::new().to_string()),
+        };
+        Box::pin(self.inner.subscribe(consumes, options))
     }
 
     fn notify<'a>(
@@ -677,27 +684,8 @@ impl Transport for AmqpTransport {
         pool: Option<&'a str>,
         options: ListenOptions,
     ) -> BoxFuture<'a, Result<Listener, TransportError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            let (tx, rx) = mpsc::unbounded_channel();
-            let spec = Arc::new(ListenerSpec {
-                consumes: Consumes::notifications(targets, pool, &inner.options),
-                max_concurrency: options.max_concurrency,
-                tx,
-                consuming: Mutex::new(None),
-                stopping: AtomicBool::new(false),
-            });
-            let session = current_session(&inner.session, CAST_CONNECT_WAIT).await?;
-            inner.consume_listener(&session, &spec).await?;
-            lock(&inner.listeners).push(Arc::downgrade(&spec));
-            Ok(Listener::new(
-                rx,
-                Unsubscribe {
-                    spec,
-                    inner: Arc::downgrade(inner),
-                },
-            ))
-        })
+        let consumes = Consumes::notifications(targets, pool, &self.inner.options);
+        Box::pin(self.inner.subscribe(consumes, options))
     }
 }
 
