@@ -19,7 +19,8 @@
 //! `BENCH_CALLS` (calls per level over RabbitMQ, 20,000; five times that in process),
 //! `BENCH_SEQ_CALLS` (sequential calls, a quarter of `BENCH_CALLS`), `BENCH_GROUPS`
 //! (`in-process,rabbit,escaping`; `escaping` times the envelope's one-pass JSON escaping against
-//! two serde_json passes), `BENCH_OSLO=0` (leave oslo.messaging out), `BENCH_ONLY_OURS=1` or
+//! two serde_json passes; `rabbit` includes the notification rows, and `notify` runs only them
+//! with the raw loop's casts beside them), `BENCH_OSLO=0` (leave oslo.messaging out), `BENCH_ONLY_OURS=1` or
 //! `BENCH_ONLY_RAW=1` (one side, for a profiler), `BENCH_CHART` (where the SVG goes; `0` for
 //! nowhere). Without `--bench` (as `cargo test --bench peers` runs it) it does one small round
 //! and writes no chart: a smoke test of the harness itself.
@@ -43,6 +44,8 @@ struct Selection {
     in_process: bool,
     escaping: bool,
     rabbit: bool,
+    /// The notification rows (in `rabbit`, or alone as `notify`).
+    notify: bool,
     oslo: bool,
     ours: bool,
     peers: bool,
@@ -57,6 +60,9 @@ impl Selection {
             in_process: groups.split(',').any(|g| g.trim() == "in-process"),
             escaping: groups.split(',').any(|g| g.trim() == "escaping"),
             rabbit: groups.split(',').any(|g| g.trim() == "rabbit"),
+            notify: groups
+                .split(',')
+                .any(|g| matches!(g.trim(), "rabbit" | "notify")),
             oslo: !smoke && std::env::var("BENCH_OSLO").map_or(true, |v| v != "0"),
             ours: !set("BENCH_ONLY_RAW"),
             peers: !set("BENCH_ONLY_OURS"),
@@ -91,7 +97,7 @@ fn main() {
     if select.escaping {
         escaping::run(smoke);
     }
-    if select.rabbit && !broker_reachable() {
+    if (select.rabbit || select.notify) && !broker_reachable() {
         // As the test harness reads it (tests/support): `true` or `1`.
         let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
         assert!(!ci, "RabbitMQ is not reachable on {}", rabbit::BROKER);
@@ -100,8 +106,9 @@ fn main() {
             rabbit::BROKER
         );
         select.rabbit = false;
+        select.notify = false;
     }
-    let python = if select.rabbit && select.oslo && select.peers {
+    let python = if (select.rabbit || select.notify) && select.oslo && select.peers {
         oslo::python()
     } else {
         None
@@ -162,6 +169,12 @@ fn main() {
                 "#d62728",
             )
             .off_chart(),
+            Row::new(
+                Group::Rabbit,
+                "raw lapin casts, oslo notification-shaped",
+                "#bcbd22",
+            )
+            .off_chart(),
         ];
         let memory = if select.in_process {
             Some((
@@ -172,7 +185,7 @@ fn main() {
         } else {
             None
         };
-        let notifications = if select.rabbit && select.ours {
+        let notifications = if select.notify && select.ours {
             Some(notify::ours(&format!("{topic}_notify")).await)
         } else {
             None
@@ -183,6 +196,17 @@ fn main() {
                 rabbit::raw(&format!("{topic}_bare"), rabbit::Shape::Bare).await,
                 rabbit::raw(&format!("{topic}_sized"), rabbit::Shape::OsloSized).await,
             ))
+        } else {
+            None
+        };
+        // `notify` alone: the raw loop only for its casts, the notifications' yardstick.
+        let raw_casts = if select.notify && !select.rabbit && select.peers {
+            Some(rabbit::raw(&format!("{topic}_casts"), rabbit::Shape::Bare).await)
+        } else {
+            None
+        };
+        let raw_shaped = if select.notify && select.peers {
+            Some(notify::raw_shaped(&topic).await)
         } else {
             None
         };
@@ -207,6 +231,12 @@ fn main() {
                 ];
                 run_round(&sides, reversed, rabbit_effort, &mut rows).await;
             }
+            if let Some(raw) = &raw_casts {
+                measure_casts(raw, rabbit_effort, &mut rows[4].figures).await;
+            }
+            if let Some(raw) = &raw_shaped {
+                measure_casts(raw, rabbit_effort, &mut rows[11].figures).await;
+            }
             if let Some((notifying, _listener)) = &notifications {
                 // Notifier -> listener at 64 in flight, beside the raw loop's casts (row 4).
                 let mut figures = Figures::default();
@@ -218,7 +248,7 @@ fn main() {
                 rows[9].absorb(figures);
                 notify_queues.push(format!("{drained}.info"));
             }
-            if let Some(python) = &python {
+            if let Some(python) = python.as_ref().filter(|_| select.notify) {
                 let oslo_topic = format!("{topic}_oslo_notify_{round}");
                 let (mut drain, mut end_to_end) = (Figures::default(), Figures::default());
                 match notify::oslo_round(
@@ -239,7 +269,7 @@ fn main() {
                 notify_queues.push(format!("{oslo_topic}_drain.info"));
                 notify_queues.push(format!("{oslo_topic}_e2e.info"));
             }
-            if let Some(python) = &python {
+            if let Some(python) = python.as_ref().filter(|_| select.rabbit) {
                 let python = python.clone();
                 let oslo_topic = format!("{topic}_oslo");
                 let mut figures = Figures::default();
@@ -285,9 +315,13 @@ fn main() {
         let selected = |index: usize| match index {
             0 => select.in_process && select.ours,
             1 | 2 => select.in_process && select.peers,
-            3 | 7 | 9 => select.rabbit && select.ours,
-            4 | 5 => select.rabbit && select.peers,
-            6 | 8 | 10 => python.is_some(),
+            3 => select.rabbit && select.ours,
+            7 | 9 => select.notify && select.ours,
+            4 => (select.rabbit || select.notify) && select.peers,
+            5 => select.rabbit && select.peers,
+            6 => select.rabbit && python.is_some(),
+            8 | 10 => select.notify && python.is_some(),
+            11 => select.notify && select.peers,
             _ => false,
         };
         report::check_smoke(&rows, selected);

@@ -65,6 +65,7 @@ const OURS_NOTIFY: usize = 7;
 const OSLO_NOTIFY: usize = 8;
 const OURS_DRAIN: usize = 9;
 const OSLO_DRAIN: usize = 10;
+const RAW_LAPIN_SHAPED: usize = 11;
 
 fn count(v: f64) -> String {
     if !v.is_finite() {
@@ -144,7 +145,7 @@ enum Target {
     None,
 }
 
-const COMPARISONS: [Comparison; 12] = [
+const COMPARISONS: [Comparison; 13] = [
     Comparison {
         ours: OURS_MEMORY,
         peer: TARPC_CHANNEL,
@@ -206,6 +207,11 @@ const COMPARISONS: [Comparison; 12] = [
         ours: OURS_NOTIFY,
         peer: OSLO_NOTIFY,
         target: Target::Casts(20.0),
+    },
+    Comparison {
+        ours: OURS_NOTIFY,
+        peer: RAW_LAPIN_SHAPED,
+        target: Target::None,
     },
 ];
 

@@ -354,14 +354,7 @@ pub(crate) fn encode_request_to(
         }
         request.context.for_each_entry(|key, value| {
             w.context_key(key)?;
-            match value {
-                ContextValue::Str(s) => w.string(s),
-                ContextValue::Bool(b) => {
-                    w.literal(if b { "true" } else { "false" });
-                    Ok(())
-                }
-                other => w.json(&other),
-            }
+            w.context_value(&value)
         })?;
         w.close();
         Ok(())
@@ -969,24 +962,58 @@ fn write_envelope(
     inner: impl FnOnce(&mut InnerWriter<'_>) -> Result<(), serde_json::Error>,
 ) {
     out.extend_from_slice(b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"");
-    let mut writer = InnerWriter { out };
+    write_inner(
+        InnerWriter {
+            out: &mut *out,
+            escaped: true,
+        },
+        inner,
+    );
+    out.extend_from_slice(b"\"}");
+}
+
+/// Writes a message bare, as the JSON text itself (oslo's 1.0 messages, the `messaging`
+/// notification driver), with the same writer as [`write_envelope`].
+fn write_bare(
+    out: &mut Vec<u8>,
+    inner: impl FnOnce(&mut InnerWriter<'_>) -> Result<(), serde_json::Error>,
+) {
+    write_inner(
+        InnerWriter {
+            out,
+            escaped: false,
+        },
+        inner,
+    );
+}
+
+fn write_inner(
+    mut writer: InnerWriter<'_>,
+    inner: impl FnOnce(&mut InnerWriter<'_>) -> Result<(), serde_json::Error>,
+) {
     // Writing into a Vec cannot fail, and every value written is serializable by construction
     // (strings, numbers, raw JSON, JSON values).
     if let Err(error) = inner(&mut writer) {
         tracing::error!(%error, "could not encode a message; this is a bug");
     }
-    out.extend_from_slice(b"\"}");
 }
 
-/// Writes the inner message, escaped for the outer string as it goes.
+/// Writes the inner message, escaped for the outer string as it goes (or bare, when not
+/// `escaped`).
 struct InnerWriter<'a> {
     out: &'a mut Vec<u8>,
+    escaped: bool,
 }
 
 /// `\"`: a quote of the inner JSON, as it stands inside the outer string.
 const QUOTE: &[u8] = b"\\\"";
 
 impl InnerWriter<'_> {
+    /// A quote of the inner JSON.
+    fn quote(&self) -> &'static [u8] {
+        if self.escaped { QUOTE } else { b"\"" }
+    }
+
     /// `{"name":` for the first key (a Rust literal: plain ASCII).
     fn open(&mut self, name: &str) {
         self.out.push(b'{');
@@ -1001,9 +1028,10 @@ impl InnerWriter<'_> {
 
     fn name(&mut self, name: &str) {
         debug_assert!(is_plain(name));
-        self.out.extend_from_slice(QUOTE);
+        let quote = self.quote();
+        self.out.extend_from_slice(quote);
         self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(QUOTE);
+        self.out.extend_from_slice(quote);
         self.out.push(b':');
     }
 
@@ -1011,15 +1039,28 @@ impl InnerWriter<'_> {
     fn context_key(&mut self, key: &str) -> Result<(), serde_json::Error> {
         self.out.push(b',');
         if is_plain(key) {
-            self.out.extend_from_slice(QUOTE);
+            let quote = self.quote();
+            self.out.extend_from_slice(quote);
             self.out.extend_from_slice(CONTEXT_PREFIX.as_bytes());
             self.out.extend_from_slice(key.as_bytes());
-            self.out.extend_from_slice(QUOTE);
+            self.out.extend_from_slice(quote);
         } else {
             self.string(&format!("{CONTEXT_PREFIX}{key}"))?;
         }
         self.out.push(b':');
         Ok(())
+    }
+
+    /// A context entry's value.
+    fn context_value(&mut self, value: &ContextValue<'_>) -> Result<(), serde_json::Error> {
+        match value {
+            ContextValue::Str(s) => self.string(s),
+            ContextValue::Bool(b) => {
+                self.literal(if *b { "true" } else { "false" });
+                Ok(())
+            }
+            other => self.json(other),
+        }
     }
 
     /// `}`.
@@ -1036,9 +1077,10 @@ impl InnerWriter<'_> {
     /// A JSON string value.
     fn string(&mut self, s: &str) -> Result<(), serde_json::Error> {
         if is_plain(s) {
-            self.out.extend_from_slice(QUOTE);
+            let quote = self.quote();
+            self.out.extend_from_slice(quote);
             self.out.extend_from_slice(s.as_bytes());
-            self.out.extend_from_slice(QUOTE);
+            self.out.extend_from_slice(quote);
             Ok(())
         } else {
             self.json(s)
@@ -1047,7 +1089,11 @@ impl InnerWriter<'_> {
 
     /// JSON text (arguments, a result), escaped into the outer string.
     fn raw_json(&mut self, text: &str) {
-        escape_into(self.out, text);
+        if self.escaped {
+            escape_into(self.out, text);
+        } else {
+            self.out.extend_from_slice(text.as_bytes());
+        }
     }
 
     /// Text that needs no escaping (numbers, a version), formatted in place.
@@ -1058,6 +1104,9 @@ impl InnerWriter<'_> {
 
     /// Any serializable value.
     fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), serde_json::Error> {
+        if !self.escaped {
+            return serde_json::to_writer(&mut *self.out, value);
+        }
         let text = serde_json::to_string(value)?;
         escape_into(self.out, &text);
         Ok(())

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{CONTEXT_PREFIX, JsonText, Key, Scalar, escape_into, open_envelope};
-use crate::context::{Context, ContextValue};
+use super::{
+    CONTEXT_PREFIX, InnerWriter, JsonText, Key, Scalar, open_envelope, write_bare, write_envelope,
+};
+use crate::context::Context;
 use crate::error::EnvelopeError;
 
 /// The context key oslo blanks in notifications (`RequestContext.redacted_copy()`).
@@ -169,12 +171,28 @@ pub struct RawNotification {
 
 /// The time as oslo writes it: `str(datetime.utcnow())`, the fraction left out when it is zero.
 pub fn oslo_timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::Timelike;
-    if time.nanosecond() / 1_000 == 0 {
-        time.format("%Y-%m-%d %H:%M:%S").to_string()
-    } else {
-        time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    // A leap second is a nanosecond count past one second (chrono's `%S` shows it as 60).
+    let nanos = time.nanosecond();
+    let second = time.second() + nanos / 1_000_000_000;
+    let micros = nanos % 1_000_000_000 / 1_000;
+    // Formatted by hand: chrono's `format` parses its pattern on every call, a fifth of
+    // encoding a notification.
+    let mut out = String::with_capacity(26);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02} {:02}:{:02}:{second:02}",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute()
+    );
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
     }
+    out
 }
 
 /// Encodes a notification with fresh ids and the current time.
@@ -196,63 +214,48 @@ pub fn encode_notification_with(
     unique_id: &str,
     timestamp: &str,
 ) -> Vec<u8> {
-    let mut inner = Vec::with_capacity(400 + notification.payload.len());
-    write_message(&mut inner, notification, message_id, unique_id, timestamp);
+    let mut out = Vec::with_capacity(640 + notification.payload.len() * 5 / 4);
+    let message =
+        |w: &mut InnerWriter<'_>| write_message(w, notification, message_id, unique_id, timestamp);
     match format {
-        NotificationFormat::Bare => inner,
-        NotificationFormat::Enveloped => {
-            let mut out = Vec::with_capacity(inner.len() * 5 / 4 + 48);
-            out.extend_from_slice(b"{\"oslo.version\":\"2.0\",\"oslo.message\":\"");
-            // The inner message was written by this function: valid UTF-8.
-            escape_into(&mut out, &String::from_utf8_lossy(&inner));
-            out.extend_from_slice(b"\"}");
-            out
-        }
+        NotificationFormat::Bare => write_bare(&mut out, message),
+        NotificationFormat::Enveloped => write_envelope(&mut out, message),
     }
+    out
 }
 
 fn write_message(
-    out: &mut Vec<u8>,
+    w: &mut InnerWriter<'_>,
     n: &OutgoingNotification<'_>,
     message_id: &str,
     unique_id: &str,
     timestamp: &str,
-) {
-    let string = |out: &mut Vec<u8>, s: &str| {
-        // Serializing a `str` into a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    };
-    out.extend_from_slice(b"{\"message_id\":");
-    string(out, message_id);
-    out.extend_from_slice(b",\"publisher_id\":");
-    string(out, n.publisher_id);
-    out.extend_from_slice(b",\"event_type\":");
-    string(out, n.event_type);
-    out.extend_from_slice(b",\"priority\":\"");
-    out.extend_from_slice(n.priority.wire_name().as_bytes());
-    out.extend_from_slice(b"\",\"payload\":");
-    out.extend_from_slice(n.payload.as_bytes());
-    out.extend_from_slice(b",\"timestamp\":");
-    string(out, timestamp);
-    out.extend_from_slice(b",\"_unique_id\":");
-    string(out, unique_id);
-    let _ = n.context.for_each_entry::<()>(|key, value| {
-        out.push(b',');
-        string(out, &format!("{CONTEXT_PREFIX}{key}"));
-        out.push(b':');
+) -> Result<(), serde_json::Error> {
+    w.open("message_id");
+    w.string(message_id)?;
+    w.key("publisher_id");
+    w.string(n.publisher_id)?;
+    w.key("event_type");
+    w.string(n.event_type)?;
+    w.key("priority");
+    w.string(n.priority.wire_name())?;
+    w.key("payload");
+    w.raw_json(n.payload);
+    w.key("timestamp");
+    w.string(timestamp)?;
+    w.key("_unique_id");
+    w.string(unique_id)?;
+    n.context.for_each_entry(|key, value| {
+        w.context_key(key)?;
         if REDACTED_CONTEXT_KEYS.contains(&key) {
-            out.extend_from_slice(b"null");
-            return Ok(());
+            w.literal("null");
+            Ok(())
+        } else {
+            w.context_value(&value)
         }
-        match value {
-            ContextValue::Str(s) => string(out, s),
-            other => {
-                let _ = serde_json::to_writer(&mut *out, &other);
-            }
-        }
-        Ok(())
-    });
-    out.push(b'}');
+    })?;
+    w.close();
+    Ok(())
 }
 
 /// Decodes a notification: the 2.0 envelope or oslo's bare 1.0 message.

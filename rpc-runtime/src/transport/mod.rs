@@ -344,7 +344,7 @@ pub(crate) struct Delivery {
 pub(crate) enum Ack {
     /// A delivery of an AMQP channel.
     #[cfg(feature = "amqp")]
-    Amqp(lapin::Acker),
+    Amqp(amqp::Settlement),
     /// A notification of the in-memory broker, which can be put back on its queue.
     Memory(memory::Requeue),
 }
@@ -356,7 +356,7 @@ impl Ack {
     fn send(self) {
         match self {
             #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => amqp::acknowledge(acker),
+            Self::Amqp(settlement) => settlement.acknowledge(),
             Self::Memory(_) => {}
         }
     }
@@ -366,7 +366,7 @@ impl Ack {
     async fn confirm(self) {
         match self {
             #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => amqp::acknowledge_now(acker).await,
+            Self::Amqp(settlement) => settlement.acknowledge_now().await,
             Self::Memory(_) => {}
         }
     }
@@ -376,9 +376,9 @@ impl Ack {
     async fn requeue(self, body: Vec<u8>) {
         match self {
             #[cfg(feature = "amqp")]
-            Self::Amqp(acker) => {
+            Self::Amqp(settlement) => {
                 drop(body);
-                amqp::requeue(acker).await;
+                settlement.requeue().await;
             }
             Self::Memory(requeue) => requeue.put_back(body),
         }

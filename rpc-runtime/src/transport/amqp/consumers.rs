@@ -13,6 +13,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicQosOptions, Queue
 use lapin::{Channel, Consumer, ExchangeKind};
 use tokio::sync::mpsc;
 
+use super::acks::{ChannelAcks, Settlement};
 use super::broker::{bind, broker, consume, create_channel, declare_exchange, declare_queue};
 use super::connection::Session;
 use super::replies::AmqpReplySink;
@@ -27,10 +28,17 @@ pub(super) struct ListenerSpec {
     /// The server's concurrency limit, which the default prefetch follows.
     pub(super) max_concurrency: usize,
     pub(super) tx: mpsc::UnboundedSender<Delivery>,
-    /// Consumers of the current session: (channel, consumer tags).
-    pub(super) consuming: Mutex<Option<(Channel, Vec<String>)>>,
+    /// Consumers of the current session: their channel, its acknowledgements, consumer tags.
+    pub(super) consuming: Mutex<Option<Consuming>>,
     /// Set when the listener is dropped, so the end of its consumers is expected.
     pub(super) stopping: AtomicBool,
+}
+
+/// A listener's consumers on one session.
+pub(super) struct Consuming {
+    channel: Channel,
+    acks: Arc<ChannelAcks>,
+    tags: Vec<String>,
 }
 
 /// What a listener is for.
@@ -240,14 +248,19 @@ impl Inner {
             self.declare_listener_queue(&channel, listener, queue)
                 .await?;
         }
+        let acks = Arc::new(ChannelAcks::default());
         let mut tags = Vec::new();
         for &queue in &queues {
             tags.push(
-                self.consume_listener_queue(session, &channel, listener, queue)
+                self.consume_listener_queue(session, &channel, &acks, listener, queue)
                     .await?,
             );
         }
-        *lock(&listener.consuming) = Some((channel, tags));
+        *lock(&listener.consuming) = Some(Consuming {
+            channel,
+            acks,
+            tags,
+        });
         Ok(())
     }
 
@@ -341,6 +354,7 @@ impl Inner {
         self: &Arc<Self>,
         session: &Arc<Session>,
         channel: &Channel,
+        acks: &Arc<ChannelAcks>,
         listener: &Arc<ListenerSpec>,
         queue: ListenerQueue,
     ) -> Result<String, TransportError> {
@@ -354,13 +368,15 @@ impl Inner {
         });
         let spec = Arc::downgrade(listener);
         let channel = channel.clone();
+        let acks = Arc::clone(acks);
         let old_tag = tag.clone();
         tokio::spawn(async move {
             let ended = drain(consumer, |delivery| {
+                let settlement = Settlement::new(&acks, &delivery);
                 let _ = tx.send(Delivery {
                     body: delivery.data,
                     sink: Arc::clone(&sink),
-                    ack: Some(Ack::Amqp(delivery.acker)),
+                    ack: Some(Ack::Amqp(settlement)),
                 });
             })
             .await;
@@ -372,7 +388,7 @@ impl Inner {
             };
             if let Some(session) = inner.resumable(generation, ended, &channel, "server queue") {
                 inner
-                    .resume_listener_queue(session, &channel, &spec, queue, &old_tag)
+                    .resume_listener_queue(session, &channel, &acks, &spec, queue, &old_tag)
                     .await;
             }
         });
@@ -386,6 +402,7 @@ impl Inner {
         self: &'a Arc<Self>,
         session: Arc<Session>,
         channel: &'a Channel,
+        acks: &'a Arc<ChannelAcks>,
         listener: &'a Arc<ListenerSpec>,
         queue: ListenerQueue,
         old_tag: &'a str,
@@ -394,15 +411,15 @@ impl Inner {
             let resumed = tokio::time::timeout(RESTORE_TIMEOUT, async {
                 self.declare_listener_queue(channel, listener, queue)
                     .await?;
-                self.consume_listener_queue(&session, channel, listener, queue)
+                self.consume_listener_queue(&session, channel, acks, listener, queue)
                     .await
             })
             .await;
             match resumed {
                 Ok(Ok(tag)) => {
-                    if let Some((_, tags)) = lock(&listener.consuming).as_mut() {
-                        tags.retain(|t| t != old_tag);
-                        tags.push(tag);
+                    if let Some(consuming) = lock(&listener.consuming).as_mut() {
+                        consuming.tags.retain(|t| t != old_tag);
+                        consuming.tags.push(tag);
                     }
                 }
                 _ => {
@@ -455,33 +472,13 @@ impl Inner {
     }
 }
 
-/// Acknowledges one delivery in a task of its own, so the request it carries runs at once. (Acks
-/// coalesced into `multiple` acks were tried and lost acknowledgements at shutdown, so requests
-/// ran twice; see docs/performance.md.)
-pub(crate) fn acknowledge(acker: lapin::Acker) {
+/// Acknowledges one reply delivery in a task of its own.
+fn acknowledge(acker: lapin::Acker) {
     tokio::spawn(async move {
         if let Err(error) = acker.ack(BasicAckOptions::default()).await {
             tracing::warn!(%error, "could not acknowledge a message");
         }
     });
-}
-
-/// Acknowledges one delivery and waits for the write. A failure means the channel is gone, and
-/// the broker delivers the message again: logged.
-pub(crate) async fn acknowledge_now(acker: lapin::Acker) {
-    if let Err(error) = acker.ack(BasicAckOptions::default()).await {
-        tracing::warn!(%error, "could not acknowledge a message; the broker will deliver it again");
-    }
-}
-
-/// Rejects one delivery with `requeue`: the broker delivers it again.
-pub(crate) async fn requeue(acker: lapin::Acker) {
-    let options = lapin::options::BasicRejectOptions { requeue: true };
-    if let Err(error) = acker.reject(options).await {
-        // Its channel is gone (a listener stopping, a lost connection): the broker puts back
-        // what was not acknowledged anyway.
-        tracing::debug!(%error, "could not put a message back on its queue");
-    }
 }
 
 /// How a consumer's stream ended.
@@ -521,7 +518,12 @@ pub(super) struct Unsubscribe {
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
         self.spec.stopping.store(true, Ordering::SeqCst);
-        let Some((channel, tags)) = lock(&self.spec.consuming).take() else {
+        let Some(Consuming {
+            channel,
+            acks,
+            tags,
+        }) = lock(&self.spec.consuming).take()
+        else {
             return;
         };
         let fanout_queue = self.spec.fanout_queue().map(str::to_owned);
@@ -533,6 +535,9 @@ impl Drop for Unsubscribe {
                         .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                         .await;
                 }
+                // What was settled is written before the channel closes (closed first, the
+                // broker would deliver it again).
+                acks.idle().await;
                 if let Some(fanout_queue) = fanout_queue {
                     let _ = channel
                         .queue_delete(fanout_queue.as_str().into(), QueueDeleteOptions::default())

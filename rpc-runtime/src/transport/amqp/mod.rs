@@ -14,6 +14,7 @@
 //! exchanges as oslo does; `broker.rs` wraps each AMQP operation with a typed error;
 //! `options.rs` reads `[oslo_messaging_rabbit]`.
 
+mod acks;
 mod broker;
 mod connection;
 mod consumers;
@@ -34,10 +35,10 @@ use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use tokio::sync::{Notify, mpsc, watch};
 
+pub(crate) use self::acks::Settlement;
 use self::broker::{broker, declare_exchange, short};
 use self::connection::{Backoff, Session, current_session};
 use self::consumers::{Consumes, ListenerSpec, Unsubscribe};
-pub(crate) use self::consumers::{acknowledge, acknowledge_now, requeue};
 pub use self::options::{AmqpOptions, FailoverStrategy, PREFETCH_PER_SLOT, UnknownOption};
 use super::pending::PendingCalls;
 use super::{BoxFuture, ListenOptions, Listener, Retry, Transport, TransportUrl};
@@ -87,8 +88,8 @@ struct Inner {
     reply_generation: AtomicU64,
     reply_ready: tokio::sync::Mutex<u64>,
     calls: PendingCalls,
-    /// Exchanges declared on the current session (by generation), so publishes declare once.
-    declared: Mutex<(u64, HashSet<String>)>,
+    /// What publishes declared on the current session, so they declare it once.
+    declared: Mutex<Declared>,
     listeners: Mutex<Vec<Weak<ListenerSpec>>>,
 }
 
@@ -137,7 +138,7 @@ impl AmqpTransport {
             reply_generation: AtomicU64::new(0),
             reply_ready: tokio::sync::Mutex::new(0),
             calls: PendingCalls::default(),
-            declared: Mutex::new((0, HashSet::new())),
+            declared: Mutex::new(Declared::default()),
             listeners: Mutex::new(Vec::new()),
         });
         inner.session.send_replace(Some(Arc::clone(&session)));
@@ -318,11 +319,12 @@ impl Inner {
         durable: bool,
         auto_delete: bool,
     ) -> Result<(), TransportError> {
+        if lock(&self.declared)
+            .of(session.generation)
+            .exchanges
+            .contains(name)
         {
-            let declared = lock(&self.declared);
-            if declared.0 == session.generation && declared.1.contains(name) {
-                return Ok(());
-            }
+            return Ok(());
         }
         if let Err(error) =
             declare_exchange(&session.publisher, name, kind, durable, auto_delete).await
@@ -331,11 +333,10 @@ impl Inner {
             self.report_broken(session.generation);
             return Err(error);
         }
-        let mut declared = lock(&self.declared);
-        if declared.0 != session.generation {
-            *declared = (session.generation, HashSet::new());
-        }
-        declared.1.insert(name.to_owned());
+        lock(&self.declared)
+            .of(session.generation)
+            .exchanges
+            .insert(name.to_owned());
         Ok(())
     }
 
@@ -451,11 +452,11 @@ impl Inner {
             false,
         )
         .await?;
-        let queue_key = format!("queue {exchange} {routing_key}");
-        let known = {
-            let declared = lock(&self.declared);
-            declared.0 == session.generation && declared.1.contains(&queue_key)
-        };
+        let known = lock(&self.declared)
+            .of(session.generation)
+            .notification_queues
+            .iter()
+            .any(|(e, k)| e == exchange && k == routing_key);
         if !known {
             let binding = [(exchange.to_owned(), routing_key.to_owned())];
             if let Err(error) = self
@@ -465,10 +466,11 @@ impl Inner {
                 self.report_broken(session.generation);
                 return Err(error);
             }
-            let mut declared = lock(&self.declared);
-            if declared.0 == session.generation {
-                declared.1.insert(queue_key);
-            }
+            let [binding] = binding;
+            lock(&self.declared)
+                .of(session.generation)
+                .notification_queues
+                .push(binding);
         }
         let properties = topology::message_properties(None);
         self.publish_taken(session, exchange, routing_key, body, properties)
@@ -686,6 +688,28 @@ impl Transport for AmqpTransport {
     ) -> BoxFuture<'a, Result<Listener, TransportError>> {
         let consumes = Consumes::notifications(targets, pool, &self.inner.options);
         Box::pin(self.inner.subscribe(consumes, options))
+    }
+}
+
+/// What publishes declared on one session: exchanges, and the notification queues (by exchange
+/// and routing key; a notifier publishes to a few).
+#[derive(Default)]
+struct Declared {
+    generation: u64,
+    exchanges: HashSet<String>,
+    notification_queues: Vec<(String, String)>,
+}
+
+impl Declared {
+    /// What session `generation` declared (nothing yet, when it is a new one).
+    fn of(&mut self, generation: u64) -> &mut Self {
+        if self.generation != generation {
+            *self = Self {
+                generation,
+                ..Self::default()
+            };
+        }
+        self
     }
 }
 
