@@ -171,6 +171,7 @@ pub(crate) struct RawShaped {
     exchange: Arc<str>,
     routing_key: Arc<str>,
     arrivals: Arc<Arrivals>,
+    _consuming: Arc<lapin::Connection>,
     _connection: Arc<lapin::Connection>,
 }
 
@@ -201,11 +202,7 @@ impl Caster for RawShaped {
 
 /// Starts the shaped raw loop on an exchange and queue named after `name` (both auto-delete).
 pub(crate) async fn raw_shaped(name: &str) -> RawShaped {
-    use futures::StreamExt;
-    use lapin::options::{
-        BasicAckOptions, BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    };
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions};
     use lapin::types::FieldTable;
     let uri = format!("amqp://guest:guest@{BROKER}/%2f");
     let connect = || lapin::Connection::connect(&uri, lapin::ConnectionProperties::default());
@@ -228,17 +225,7 @@ pub(crate) async fn raw_shaped(name: &str) -> RawShaped {
         )
         .await
         .expect("exchange");
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("queue");
+    let deliveries = crate::rabbit::declare_and_consume(&channel, &queue, false).await;
     channel
         .queue_bind(
             queue.as_str().into(),
@@ -249,28 +236,9 @@ pub(crate) async fn raw_shaped(name: &str) -> RawShaped {
         )
         .await
         .expect("bind");
-    let mut deliveries = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let arrivals = Arc::new(Arrivals::default());
-    let counter = Arc::clone(&arrivals);
-    tokio::spawn(async move {
-        let _consuming = consuming;
-        while let Some(Ok(delivery)) = deliveries.next().await {
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-                counter.add();
-            });
-        }
-    });
+    let arrivals = crate::rabbit::count_casts(deliveries);
     RawShaped {
+        _consuming: Arc::new(consuming),
         channel: publishing.create_channel().await.expect("channel"),
         exchange: exchange.into(),
         routing_key: queue.into(),

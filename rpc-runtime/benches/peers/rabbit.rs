@@ -147,7 +147,11 @@ async fn connect_and_consume(queue: &str, no_ack: bool) -> (Connection, Channel,
     (connection, channel, consumer)
 }
 
-async fn declare_and_consume(channel: &Channel, queue: &str, no_ack: bool) -> lapin::Consumer {
+pub(crate) async fn declare_and_consume(
+    channel: &Channel,
+    queue: &str,
+    no_ack: bool,
+) -> lapin::Consumer {
     let declare = QueueDeclareOptions {
         auto_delete: true,
         ..Default::default()
@@ -166,12 +170,28 @@ async fn declare_and_consume(channel: &Channel, queue: &str, no_ack: bool) -> la
         .expect("consume")
 }
 
+/// Acknowledges each of `casts`' deliveries in a task of its own and counts it.
+pub(crate) fn count_casts(mut casts: lapin::Consumer) -> Arc<Arrivals> {
+    let arrivals = Arc::new(Arrivals::default());
+    let counter = Arc::clone(&arrivals);
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = casts.next().await {
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let _ = delivery.ack(BasicAckOptions::default()).await;
+                counter.add();
+            });
+        }
+    });
+    arrivals
+}
+
 /// Starts the raw loop's server and client on queues named after `name`.
 pub(crate) async fn raw(name: &str, shape: Shape) -> Raw {
     let queue = format!("raw_{name}");
     let cast_queue = format!("raw_cast_{name}");
     let (server, server_channel, mut requests) = connect_and_consume(&queue, false).await;
-    let mut casts = declare_and_consume(&server_channel, &cast_queue, false).await;
+    let casts = declare_and_consume(&server_channel, &cast_queue, false).await;
     let reply_len = match shape {
         Shape::Bare => usize::MAX,
         Shape::OsloSized => OSLO_REPLY_LEN,
@@ -201,17 +221,7 @@ pub(crate) async fn raw(name: &str, shape: Shape) -> Raw {
             });
         }
     });
-    let arrivals = Arc::new(Arrivals::default());
-    let counter = Arc::clone(&arrivals);
-    tokio::spawn(async move {
-        while let Some(Ok(delivery)) = casts.next().await {
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-                counter.add();
-            });
-        }
-    });
+    let arrivals = count_casts(casts);
     let reply_queue = format!("raw_reply_{name}");
     let (client, channel, mut replies) = connect_and_consume(&reply_queue, true).await;
     let waiters: Arc<Mutex<HashMap<u64, oneshot::Sender<Vec<u8>>>>> = Arc::default();

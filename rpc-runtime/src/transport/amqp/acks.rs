@@ -300,11 +300,13 @@ pub(crate) struct Settlement {
 }
 
 impl Settlement {
-    pub(super) fn new(acks: &Arc<ChannelAcks>, delivery: &lapin::message::Delivery) -> Self {
+    /// Delivery `tag` of the channel `acks` belongs to, with its acker (taken, not cloned: a
+    /// clone copies three `Arc`s on every delivery).
+    pub(super) fn new(acks: &Arc<ChannelAcks>, tag: u64, acker: Acker) -> Self {
         Self {
             acks: Arc::clone(acks),
-            tag: delivery.delivery_tag,
-            acker: delivery.acker.clone(),
+            tag,
+            acker,
         }
     }
 

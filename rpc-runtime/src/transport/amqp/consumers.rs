@@ -372,7 +372,7 @@ impl Inner {
         let old_tag = tag.clone();
         tokio::spawn(async move {
             let ended = drain(consumer, |delivery| {
-                let settlement = Settlement::new(&acks, &delivery);
+                let settlement = Settlement::new(&acks, delivery.delivery_tag, delivery.acker);
                 let _ = tx.send(Delivery {
                     body: delivery.data,
                     sink: Arc::clone(&sink),
