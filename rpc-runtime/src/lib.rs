@@ -33,6 +33,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 pub mod launcher;
+pub mod logging;
 pub mod notify;
 pub mod object;
 mod periodic;

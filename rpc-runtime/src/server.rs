@@ -116,19 +116,16 @@ impl RpcServer {
             .await?;
         let slots = Arc::new(Semaphore::new(max_concurrency));
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = Arc::new(Dispatcher::new(endpoints));
         tracing::info!(topic = %target.topic, server = target.server.as_deref().unwrap_or(""), max_concurrency, "RPC server consuming");
-        let limits = Limits {
-            max_message_size: config.max_message_size,
-            debug: config.debug,
-        };
-        let consumer = tokio::spawn(consume(
-            listener,
-            dispatcher,
-            limits,
-            Arc::clone(&slots),
-            stopped,
-        ));
+        let serving = Arc::new(Serving {
+            dispatcher: Dispatcher::new(endpoints),
+            limits: Limits {
+                max_message_size: config.max_message_size,
+                debug: config.debug,
+            },
+            topic: Arc::clone(&target.topic),
+        });
+        let consumer = tokio::spawn(consume(listener, serving, Arc::clone(&slots), stopped));
         Ok(Self {
             transport,
             target,
@@ -169,6 +166,15 @@ impl RpcServer {
     }
 }
 
+/// What every request of one server shares.
+#[derive(Debug)]
+struct Serving {
+    dispatcher: Dispatcher,
+    limits: Limits,
+    /// The target's topic, for the request's span.
+    topic: Arc<str>,
+}
+
 /// What the server refuses before decoding, and what its failures show.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -178,8 +184,7 @@ struct Limits {
 
 async fn consume(
     mut listener: Listener,
-    dispatcher: Arc<Dispatcher>,
-    limits: Limits,
+    serving: Arc<Serving>,
     slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -206,19 +211,24 @@ async fn consume(
                 None => return,
             },
         };
-        let dispatcher = Arc::clone(&dispatcher);
+        let serving = Arc::clone(&serving);
         // Decoding happens in the request's own task, so requests decode in parallel. The
         // request's future (808 bytes) is boxed: the task moves a pointer instead of copying it
         // on every state change, and its cell stays small (tokio aligns cells, which glibc
         // serves on its slow path).
         tokio::spawn(async move {
-            Box::pin(handle(message, &dispatcher, limits)).await;
+            Box::pin(handle(message, &serving)).await;
             drop(slot);
         });
     }
 }
 
-async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
+async fn handle(message: Message, serving: &Serving) {
+    let Serving {
+        dispatcher,
+        limits,
+        topic,
+    } = serving;
     let size = message.body().len();
     if size > limits.max_message_size {
         let reason = format!(
@@ -237,6 +247,7 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
     let ctx = &request.context;
     let span = tracing::info_span!(
         "rpc.request",
+        topic = &**topic,
         method = %request.method,
         request_id = %ctx.request_id,
         global_request_id = ctx.global_request_id.as_deref(),
@@ -296,7 +307,7 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
     let reply = match (reply_to.is_some(), outcome) {
         (true, Ok(result)) => Reply::result(result),
         (true, Err(mut failure)) => {
-            tracing::debug!(class = %failure.class, message = %failure.message, "the call failed");
+            tracing::debug!(class = %failure.class, reason = %failure.message, "the call failed");
             if limits.debug {
                 failure.traceback = server_backtrace();
             }
@@ -305,7 +316,7 @@ async fn handle(message: Message, dispatcher: &Dispatcher, limits: Limits) {
         (false, Ok(_)) => return,
         (false, Err(failure)) => {
             let method = cast_method.unwrap_or_default();
-            tracing::warn!(%method, class = %failure.class, message = %failure.message, "a cast failed");
+            tracing::warn!(%method, class = %failure.class, reason = %failure.message, "a cast failed");
             return;
         }
     };

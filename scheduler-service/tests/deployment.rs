@@ -259,3 +259,89 @@ fn hostname() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// `serve 2>file` writes plain text (no colour codes into a file); with oslo.log's `use_json`,
+/// `debug` and `log_file` every line is one JSON object, and a request's lines carry its
+/// `request_id`, `topic` and `method`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_plain_text_in_a_file_and_json_lines_with_use_json() {
+    let Some(vhost) = Vhost::create("sched-logs") else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name("logs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite:{}", dir.join("services.sqlite").display());
+    let flags: Vec<String> = [
+        "--transport-url",
+        &vhost.url(""),
+        "--database-connection",
+        &database,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let json_log = dir.join("scheduler.json.log");
+    let mut json_flags = flags.clone();
+    for setting in [
+        "DEFAULT.use_json=true".to_owned(),
+        "DEFAULT.debug=true".to_owned(),
+        format!("DEFAULT.log_file={}", json_log.display()),
+    ] {
+        json_flags.extend(["--set".to_owned(), setting]);
+    }
+    tokio::task::spawn_blocking(move || {
+        // No compute agent: the boot fails with NoValidHost, which the scheduler logs at debug.
+        let no_host = || {
+            let output = run(&command(&["boot", "--flavor", "m1.tiny"], &flags));
+            assert!(!output.status.success());
+            let stderr = text(&output.stderr);
+            assert!(stderr.contains("No valid host was found"), "{stderr}");
+        };
+
+        let plain = Daemon::start(&command(&["serve"], &flags), &dir);
+        no_host();
+        let log_path = plain.log.clone();
+        plain.stop();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.contains("RPC server consuming"), "{log}");
+        assert!(!log.contains('\u{1b}'), "colour codes in a file: {log}");
+
+        let json = Daemon::start(&command(&["serve"], &json_flags), &dir);
+        no_host();
+        assert_eq!(json.log(), "", "with log_file, nothing goes to stderr");
+        json.stop();
+        let lines = std::fs::read_to_string(&json_log).unwrap();
+        let events: Vec<serde_json::Value> = lines
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        assert!(
+            events
+                .iter()
+                .all(|e| e["level"].is_string() && e["timestamp"].is_string()),
+            "{lines}"
+        );
+        assert!(
+            events.iter().any(|e| e["level"] == "DEBUG"),
+            "debug = true logs at debug: {lines}"
+        );
+        let failed = events
+            .iter()
+            .find(|e| e["message"] == "the call failed")
+            .unwrap_or_else(|| panic!("no failed call logged: {lines}"));
+        assert_eq!(failed["class"], "NoValidHost", "{failed}");
+        let span = &failed["span"];
+        assert_eq!(span["topic"], "scheduler", "{failed}");
+        assert_eq!(span["method"], "select_destinations", "{failed}");
+        assert!(
+            span["request_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("req-")),
+            "{failed}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .unwrap();
+    drop(vhost);
+}

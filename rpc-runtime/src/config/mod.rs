@@ -48,6 +48,11 @@ pub const DEFAULT_OPTIONS: &[&str] = &[
     "executor_thread_pool_size",
     "graceful_shutdown_timeout",
     "debug",
+    "log_file",
+    "log_dir",
+    "use_json",
+    "use_stderr",
+    "log_color",
 ];
 
 /// Topics `[upgrade_levels]` knows without being told (nova's services).
@@ -88,10 +93,13 @@ pub struct Config {
     /// How long a stopping service waits for requests in flight (`graceful_shutdown_timeout`).
     /// Default 60 s.
     pub graceful_shutdown_timeout: Duration,
-    /// `[DEFAULT] debug`: failures sent to callers carry the server-side backtrace. Default
-    /// `false`: a caller sees the failure's class, module and message, never the server's
-    /// internals.
+    /// `[DEFAULT] debug`: failures sent to callers carry the server-side backtrace, and logs
+    /// are written at `debug` ([`logging`](Self::logging)). Default `false`: a caller sees the
+    /// failure's class, module and message, never the server's internals.
     pub debug: bool,
+    /// oslo.log's options (`debug`, `log_file`, `log_dir`, `use_json`, `use_stderr`,
+    /// `log_color`), for [`logging::init`](crate::logging).
+    pub logging: crate::logging::LogSettings,
     /// `<topic>_manager` settings, by topic.
     pub managers: BTreeMap<String, String>,
     /// `[database] connection`: where the services registry is. `None`: a SQLite file,
@@ -160,6 +168,7 @@ impl Default for Config {
             executor_thread_pool_size: 64,
             graceful_shutdown_timeout: Duration::from_secs(60),
             debug: false,
+            logging: crate::logging::LogSettings::default(),
             managers: BTreeMap::new(),
             database_connection: None,
             upgrade_levels: BTreeMap::new(),
@@ -529,6 +538,11 @@ fn read_ini(
     Ok(())
 }
 
+/// A path option: empty is unset, as oslo.config reads it.
+fn path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
+}
+
 /// Turns raw settings into a typed [`Config`], with warnings for keys that look mistaken.
 fn type_settings(
     raw: BTreeMap<(String, String), Raw>,
@@ -594,6 +608,23 @@ fn type_settings(
             ("DEFAULT", "debug") => {
                 config.debug = parse_bool(&value)
                     .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+                config.logging.debug = config.debug;
+            }
+            ("DEFAULT", "log_file") => config.logging.log_file = path(&value),
+            ("DEFAULT", "log_dir") => config.logging.log_dir = path(&value),
+            ("DEFAULT", "use_json") => {
+                config.logging.use_json = parse_bool(&value)
+                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+            }
+            ("DEFAULT", "use_stderr") => {
+                config.logging.use_stderr = parse_bool(&value)
+                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+            }
+            ("DEFAULT", "log_color") => {
+                config.logging.log_color =
+                    Some(parse_bool(&value).ok_or_else(|| {
+                        invalid(format!("expected true or false, not `{value}`"))
+                    })?);
             }
             ("DEFAULT", "periodic_fuzzy_delay") => config.periodic_fuzzy_delay = seconds()?,
             ("DEFAULT", "periodic_interval_max") => {

@@ -71,6 +71,12 @@ fn a_real_nova_conf_loads_without_warnings() {
     assert_eq!(c.service_down_time, Duration::from_secs(90));
     assert_eq!(c.periodic_fuzzy_delay, Duration::from_secs(30));
     assert_eq!(c.executor_thread_pool_size, 32);
+    // oslo.log's options: debug, and the folder the program's log file goes in.
+    assert!(c.logging.debug);
+    assert_eq!(
+        c.logging.log_path("nova-scheduler"),
+        Some(std::path::PathBuf::from("/var/log/nova/nova-scheduler.log"))
+    );
     assert_eq!(
         c.manager("scheduler"),
         Some("nova.scheduler.manager.SchedulerManager")
@@ -317,4 +323,26 @@ fn suggestions_are_close_names_only() {
     assert_eq!(nearest("hots", &["host", "report_interval"]), Some("host"));
     assert_eq!(nearest("use_syslog", DEFAULT_OPTIONS), None);
     assert_eq!(closest("use_syslog", &["host", "debug"]), Some("debug"));
+}
+
+#[test]
+fn logging_options_read_as_oslo_log_reads_them() {
+    let c = load(
+        "[DEFAULT]\nlog_file = sched.log\nuse_json = True\nuse_stderr = yes\nlog_color = false\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.logging.log_path("p"), Some("sched.log".into()));
+    assert!(c.logging.use_json && c.logging.use_stderr && !c.logging.debug);
+    assert_eq!(c.logging.log_color, Some(false));
+    // An empty path is unset; a flag that is not a boolean is an error naming the key.
+    let c = load("[DEFAULT]\nlog_file =\n").unwrap().config;
+    assert_eq!(c.logging.log_path("p"), None);
+    let error = load("[DEFAULT]\nuse_json = maybe\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("use_json") && error.contains("maybe"),
+        "{error}"
+    );
 }

@@ -15,7 +15,7 @@ use crate::rpcapi::scheduler::{SchedulerManagerClient, SchedulerV3Client};
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(super) config: ConfigArgs,
     /// A flavor name (m1.tiny, m1.small, m1.medium, m1.large, m1.xlarge) or `VCPUS:RAM_MB:DISK_GB`.
     #[arg(long, default_value = "m1.small", value_parser = parse_flavor)]
     flavor: Flavor,

@@ -14,7 +14,7 @@ use crate::wiring::{Shared, compute_service};
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(super) config: ConfigArgs,
     /// Virtual CPUs the host has.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     vcpus: u64,

@@ -64,12 +64,9 @@ pub fn main() -> ExitCode {
     let command = cli
         .command
         .unwrap_or_else(|| Command::AllInOne(all_in_one::Args::default()));
-    init_logging(match command {
-        // Daemons log what they do; the others print their own account.
-        Command::Serve(_) | Command::Compute(_) => "info",
-        Command::AllInOne(_) => "warn",
-        Command::Boot(_) | Command::Services(_) | Command::Notifications(_) => "error",
-    });
+    if let Err(error) = init_logging(&command) {
+        return failed(&error);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,15 +125,39 @@ fn failed(error: &(dyn std::error::Error + 'static)) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `default`).
-fn init_logging(default: &str) {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default.into()),
-        )
-        .init();
+impl Command {
+    /// The configuration flags, for the subcommands that read a configuration.
+    fn config_args(&self) -> Option<&ConfigArgs> {
+        match self {
+            Self::Serve(args) => Some(&args.config),
+            Self::Compute(args) => Some(&args.config),
+            Self::Boot(args) => Some(&args.config),
+            Self::Notifications(args) => Some(&args.config),
+            Self::Services(args) => Some(&args.config),
+            Self::AllInOne(_) => None,
+        }
+    }
+}
+
+/// Sets up logging as the configuration's oslo.log options say (`debug`, `log_file`, `log_dir`,
+/// `use_json`, ...), `RUST_LOG` overriding the level. A configuration that does not load logs
+/// to stderr: the subcommand reports why it does not load.
+fn init_logging(command: &Command) -> Result<(), rpc_runtime::logging::LoggingError> {
+    let (program, level) = match command {
+        // Daemons log what they do; the others print their own account.
+        Command::Serve(_) => (crate::wiring::SCHEDULER_BINARY, "info"),
+        Command::Compute(_) => (crate::scheduler::COMPUTE_BINARY, "info"),
+        Command::AllInOne(_) => ("scheduler-service", "warn"),
+        Command::Boot(_) | Command::Services(_) | Command::Notifications(_) => {
+            ("scheduler-service", "error")
+        }
+    };
+    let settings = command
+        .config_args()
+        .and_then(|args| load_config(args).ok())
+        .map(|config| config.logging)
+        .unwrap_or_default();
+    rpc_runtime::logging::init(&settings, program, level)
 }
 
 /// Prints `ready` once serving, for scripts and tests to wait on; a closed stdout is no error.

@@ -24,7 +24,7 @@ use super::{Failure, load_config, say_ready};
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(super) config: ConfigArgs,
     /// A topic to tail (repeatable). Default: `[oslo_messaging_notifications] topics` and
     /// `versioned_notifications`.
     #[arg(long = "topic")]

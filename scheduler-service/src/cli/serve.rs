@@ -12,7 +12,7 @@ use crate::wiring::{Shared, scheduler_service};
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(super) config: ConfigArgs,
     /// Worker processes serving the scheduler (1: this process serves).
     #[arg(long, default_value_t = 1)]
     workers: usize,

@@ -12,7 +12,7 @@ use super::{Failure, load_config};
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Args {
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(super) config: ConfigArgs,
     #[command(subcommand)]
     action: Option<Action>,
 }
