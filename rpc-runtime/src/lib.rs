@@ -83,6 +83,11 @@ pub use rpc_macros::VersionedObject;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// `docs/operations.md`'s Rust snippets, compiled as doctests.
+#[doc = include_str!("../../docs/operations.md")]
+#[cfg(doctest)]
+pub struct OperationsDoctests;
+
 /// Glue for generated code. Not a stable API: do not use it directly.
 #[doc(hidden)]
 pub mod __private {
