@@ -93,12 +93,11 @@ pub struct Config {
     /// How long a stopping service waits for requests in flight (`graceful_shutdown_timeout`).
     /// Default 60 s.
     pub graceful_shutdown_timeout: Duration,
-    /// `[DEFAULT] debug`: failures sent to callers carry the server-side backtrace, and logs
-    /// are written at `debug` ([`logging`](Self::logging)). Default `false`: a caller sees the
-    /// failure's class, module and message, never the server's internals.
-    pub debug: bool,
     /// oslo.log's options (`debug`, `log_file`, `log_dir`, `use_json`, `use_stderr`,
-    /// `log_color`), for [`logging::init`](crate::logging).
+    /// `log_color`), for [`logging::init`](crate::logging). `[DEFAULT] debug`
+    /// (`logging.debug`) also makes failures sent to callers carry the server-side backtrace;
+    /// by default a caller sees the failure's class, module and message, never the server's
+    /// internals.
     pub logging: crate::logging::LogSettings,
     /// `<topic>_manager` settings, by topic.
     pub managers: BTreeMap<String, String>,
@@ -167,7 +166,6 @@ impl Default for Config {
             rpc_response_timeout: Duration::from_secs(60),
             executor_thread_pool_size: 64,
             graceful_shutdown_timeout: Duration::from_secs(60),
-            debug: false,
             logging: crate::logging::LogSettings::default(),
             managers: BTreeMap::new(),
             database_connection: None,
@@ -563,6 +561,10 @@ fn type_settings(
                 .map(Duration::from_secs)
                 .map_err(|_| invalid(format!("expected whole seconds, not `{value}`")))
         };
+        let boolean = || {
+            parse_bool(&value)
+                .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))
+        };
         let mut warn = |known: &[&str], only_if_close: bool| {
             if only_if_close && nearest(&key, known).is_none() {
                 return;
@@ -602,29 +604,21 @@ fn type_settings(
                 config.service_down_time = positive(seconds()?, &invalid)?;
             }
             ("DEFAULT", "periodic_enable") => {
-                config.periodic_enable = parse_bool(&value)
-                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+                config.periodic_enable = boolean()?;
             }
             ("DEFAULT", "debug") => {
-                config.debug = parse_bool(&value)
-                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
-                config.logging.debug = config.debug;
+                config.logging.debug = boolean()?;
             }
             ("DEFAULT", "log_file") => config.logging.log_file = path(&value),
             ("DEFAULT", "log_dir") => config.logging.log_dir = path(&value),
             ("DEFAULT", "use_json") => {
-                config.logging.use_json = parse_bool(&value)
-                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+                config.logging.use_json = boolean()?;
             }
             ("DEFAULT", "use_stderr") => {
-                config.logging.use_stderr = parse_bool(&value)
-                    .ok_or_else(|| invalid(format!("expected true or false, not `{value}`")))?;
+                config.logging.use_stderr = boolean()?;
             }
             ("DEFAULT", "log_color") => {
-                config.logging.log_color =
-                    Some(parse_bool(&value).ok_or_else(|| {
-                        invalid(format!("expected true or false, not `{value}`"))
-                    })?);
+                config.logging.log_color = Some(boolean()?);
             }
             ("DEFAULT", "periodic_fuzzy_delay") => config.periodic_fuzzy_delay = seconds()?,
             ("DEFAULT", "periodic_interval_max") => {

@@ -387,7 +387,7 @@ impl<M: Manager> Service<M> {
             endpoints,
             ServerConfig::default()
                 .with_max_concurrency(self.config.executor_thread_pool_size)
-                .with_debug(self.config.debug),
+                .with_debug(self.config.logging.debug),
         )
         .await?;
         tracing::info!("RPC server consuming");

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rpc_runtime::cli::ConfigArgs;
 use rpc_runtime::{CallOptions, Context};
 
-use super::{Failure, load_config};
+use rpc_runtime::config::Config;
+
+use super::Failure;
 use crate::api::{Destinations, Flavor, RequestSpec};
 use crate::manager::{FilterProperties, LegacyFlavor, LegacyInstanceProperties, LegacyRequestSpec};
 use crate::rpcapi::scheduler::{SchedulerManagerClient, SchedulerV3Client};
@@ -53,8 +55,7 @@ pub(super) fn parse_flavor(text: &str) -> Result<Flavor, String> {
     }
 }
 
-pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
-    let config = load_config(&args.config)?;
+pub(super) async fn run(args: Args, config: Config) -> Result<ExitCode, Failure> {
     let transport = config.connect_transport().await?;
     let timeout = args
         .timeout

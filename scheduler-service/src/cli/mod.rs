@@ -64,7 +64,12 @@ pub fn main() -> ExitCode {
     let command = cli
         .command
         .unwrap_or_else(|| Command::AllInOne(all_in_one::Args::default()));
-    if let Err(error) = init_logging(&command) {
+    // Loaded once here: the logs are set up from it before the subcommand runs.
+    let config = match command.config_args().map(load_config).transpose() {
+        Ok(config) => config.unwrap_or_default(),
+        Err(error) => return failed(&error),
+    };
+    if let Err(error) = init_logging(&command, &config) {
         return failed(&error);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -77,11 +82,11 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match command {
             Command::AllInOne(args) => all_in_one::run(args).await,
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(args, config).await,
             Command::Compute(args) => compute::run(args).await,
-            Command::Boot(args) => boot::run(args).await,
-            Command::Services(args) => services::run(args).await,
-            Command::Notifications(args) => notifications::run(args).await,
+            Command::Boot(args) => boot::run(args, config).await,
+            Command::Services(args) => services::run(args, config).await,
+            Command::Notifications(args) => notifications::run(args, config).await,
         }
     });
     // Stop at once: a connection's background tasks must not hold the exit.
@@ -140,9 +145,11 @@ impl Command {
 }
 
 /// Sets up logging as the configuration's oslo.log options say (`debug`, `log_file`, `log_dir`,
-/// `use_json`, ...), `RUST_LOG` overriding the level. A configuration that does not load logs
-/// to stderr: the subcommand reports why it does not load.
-fn init_logging(command: &Command) -> Result<(), rpc_runtime::logging::LoggingError> {
+/// `use_json`, ...), `RUST_LOG` overriding the level.
+fn init_logging(
+    command: &Command,
+    config: &Config,
+) -> Result<(), rpc_runtime::logging::LoggingError> {
     let (program, level) = match command {
         // Daemons log what they do; the others print their own account.
         Command::Serve(_) => (crate::wiring::SCHEDULER_BINARY, "info"),
@@ -152,12 +159,7 @@ fn init_logging(command: &Command) -> Result<(), rpc_runtime::logging::LoggingEr
             ("scheduler-service", "error")
         }
     };
-    let settings = command
-        .config_args()
-        .and_then(|args| load_config(args).ok())
-        .map(|config| config.logging)
-        .unwrap_or_default();
-    rpc_runtime::logging::init(&settings, program, level)
+    rpc_runtime::logging::init(&config.logging, program, level)
 }
 
 /// Prints `ready` once serving, for scripts and tests to wait on; a closed stdout is no error.

@@ -15,7 +15,9 @@ use rpc_runtime::notify::{
 use rpc_runtime::{BoxFuture, Target};
 use tokio::sync::Notify;
 
-use super::{Failure, load_config, say_ready};
+use rpc_runtime::config::Config;
+
+use super::{Failure, say_ready};
 
 /// `notifications [--topic T]... [--priority P]... [--pool NAME] [--json] [--count N]`.
 ///
@@ -48,8 +50,7 @@ fn parse_priority(text: &str) -> Result<Priority, String> {
         .map_err(|e: rpc_runtime::notify::UnknownPriority| e.to_string())
 }
 
-pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
-    let config = load_config(&args.config)?;
+pub(super) async fn run(args: Args, config: Config) -> Result<ExitCode, Failure> {
     let mut topics = args.topics.clone();
     if topics.is_empty() {
         topics.clone_from(&config.notifications.topics);

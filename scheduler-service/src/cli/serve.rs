@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use rpc_runtime::cli::ConfigArgs;
+use rpc_runtime::config::Config;
 use rpc_runtime::launcher::{self, LaunchError, Services};
 
 use super::{Failure, load_config};
@@ -18,13 +19,13 @@ pub(super) struct Args {
     workers: usize,
 }
 
-pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
+/// `config` is what the flags loaded at start; each worker (and every SIGHUP) loads it afresh.
+pub(super) async fn run(args: Args, config: Config) -> Result<ExitCode, Failure> {
     if args.workers == 0 {
         return Err("--workers must be at least 1".into());
     }
     // Fail here, with one clear line, rather than in every worker: the broker and the database
     // are reachable and the registry's tables exist before any worker starts.
-    let config = load_config(&args.config)?;
     let shared = Shared::open(&config).await?;
     drop(shared);
     let config_args = args.config.clone();

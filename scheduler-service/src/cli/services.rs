@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use rpc_runtime::cli::ConfigArgs;
 use rpc_runtime::registry::{Registry, ServiceRecord, SqlRegistry};
 
-use super::{Failure, load_config};
+use rpc_runtime::config::Config;
+
+use super::Failure;
 
 /// `services [list | disable HOST BINARY [--reason R] | enable HOST BINARY] [config flags]`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,8 +42,7 @@ enum Action {
     },
 }
 
-pub(super) async fn run(args: Args) -> Result<ExitCode, Failure> {
-    let config = load_config(&args.config)?;
+pub(super) async fn run(args: Args, config: Config) -> Result<ExitCode, Failure> {
     let registry = crate::wiring::open_registry(&config).await?;
     let outcome = act(&registry, args.action.unwrap_or(Action::List), &config).await;
     registry.close().await;
