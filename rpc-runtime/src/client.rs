@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::context::Context;
 use crate::envelope::{Args, JsonText, Request};
 use crate::error::{ApplicationError, CallError, RpcError, TransportError};
+use crate::metrics::SendKind;
 use crate::object::ObjectVersions;
 use crate::target::Target;
 use crate::transport::Transport;
@@ -258,17 +259,26 @@ impl Client {
         let mut request = self.request(ctx, method, version, args)?;
         request.deadline = SystemTime::now().checked_add(self.timeout);
         request.monitor_timeout = self.call_monitor_timeout;
+        let metrics = crate::metrics::get();
+        let started = metrics.map(|metrics| {
+            metrics.client_sent(&self.target.topic, method, SendKind::call);
+            Instant::now()
+        });
         let reply = self
             .transport
             .call(&self.target, &request, self.timeout)
-            .await
-            .map_err(|error| match error {
-                TransportError::Timeout { timeout } => RpcError::Timeout {
-                    method: method.to_owned(),
-                    timeout,
-                },
-                other => RpcError::Transport(other),
-            })?;
+            .await;
+        if let (Some(metrics), Some(started)) = (metrics, started) {
+            let timed_out = matches!(reply, Err(TransportError::Timeout { .. }));
+            metrics.client_call_ended(&self.target.topic, method, started.elapsed(), timed_out);
+        }
+        let reply = reply.map_err(|error| match error {
+            TransportError::Timeout { timeout } => RpcError::Timeout {
+                method: method.to_owned(),
+                timeout,
+            },
+            other => RpcError::Transport(other),
+        })?;
         match reply.failure {
             Some(failure) => Err(failure.into_rpc_error(method)),
             None => Ok(reply.result.unwrap_or_else(null_result)),
@@ -307,6 +317,9 @@ impl Client {
         args: Args,
     ) -> Result<(), RpcError> {
         let request = self.request(ctx, method, version, args)?;
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.client_sent(&self.target.topic, method, SendKind::cast);
+        }
         Ok(self.transport.cast(&self.target, &request).await?)
     }
 

@@ -11,6 +11,7 @@ use std::task::{Context as TaskContext, Poll};
 use crate::endpoint::Endpoint;
 use crate::envelope::{JsonText, Request};
 use crate::error::{RUNTIME_MODULE, RemoteError};
+use crate::metrics::Refusal;
 use crate::transport::BoxFuture;
 use crate::version::Version;
 
@@ -54,7 +55,16 @@ impl Dispatcher {
     /// The failure to send back: oslo's `NoSuchMethod` or `UnsupportedVersion`, invalid arguments,
     /// the method's own error, or a panic in the method.
     pub async fn dispatch(&self, request: Request<'_>) -> Result<JsonText, RemoteError> {
-        let endpoint = self.route(&request)?;
+        let route = self.route(&request).map_err(|unrouted| unrouted.failure);
+        Self::invoke(route, request).await
+    }
+
+    /// Calls the method `route` found for `request` (or answers why none was found).
+    pub(crate) async fn invoke(
+        route: Result<Route<'_>, RemoteError>,
+        request: Request<'_>,
+    ) -> Result<JsonText, RemoteError> {
+        let endpoint = route?.endpoint;
         let Request {
             method,
             args,
@@ -74,22 +84,34 @@ impl Dispatcher {
             })
     }
 
-    fn route(&self, request: &Request<'_>) -> Result<&Arc<dyn Endpoint>, RemoteError> {
-        let version = request.version.as_ref().unwrap_or(&DEFAULT_REQUEST_VERSION);
+    /// Finds the endpoint and method for a request, with oslo's rules (see [`Dispatcher`]).
+    pub(crate) fn route(&self, request: &Request<'_>) -> Result<Route<'_>, Unrouted> {
+        let version = *request.version.as_ref().unwrap_or(&DEFAULT_REQUEST_VERSION);
         let namespace = request.namespace.as_deref();
         let mut matched = false;
         for endpoint in &self.endpoints {
             let descriptor = endpoint.descriptor();
-            if descriptor.namespace != namespace || !descriptor.version.can_serve(version) {
+            if descriptor.namespace != namespace || !descriptor.version.can_serve(&version) {
                 continue;
             }
             matched = true;
-            if !request.method.starts_with('_') && descriptor.method(&request.method).is_some() {
-                return Ok(endpoint);
+            if request.method.starts_with('_') {
+                continue;
+            }
+            if let Some(method) = descriptor.method(&request.method) {
+                return Ok(Route {
+                    endpoint,
+                    namespace: descriptor.namespace,
+                    method: method.name,
+                    version,
+                });
             }
         }
         if matched {
-            return Err(RemoteError::no_such_method(&request.method));
+            return Err(Unrouted {
+                refusal: Refusal::no_such_method,
+                failure: RemoteError::no_such_method(&request.method),
+            });
         }
         let served: Vec<Version> = self
             .endpoints
@@ -98,12 +120,30 @@ impl Dispatcher {
             .filter(|d| d.namespace == namespace)
             .map(|d| d.version)
             .collect();
-        Err(RemoteError::unsupported_version(
-            &request.method,
-            version,
-            &served,
-        ))
+        Err(Unrouted {
+            refusal: Refusal::unsupported_version,
+            failure: RemoteError::unsupported_version(&request.method, &version, &served),
+        })
     }
+}
+
+/// Where a request goes, found before it runs: its endpoint, and the names it is counted under.
+#[derive(Clone, Copy)]
+pub(crate) struct Route<'d> {
+    endpoint: &'d Arc<dyn Endpoint>,
+    /// The endpoint's namespace (`None`: the default namespace).
+    pub(crate) namespace: Option<&'static str>,
+    /// The method's name, from the endpoint's table.
+    pub(crate) method: &'static str,
+    /// The version the request asked for (1.0 when it named none).
+    pub(crate) version: Version,
+}
+
+/// No endpoint takes the request: why (for metrics) and the failure to answer.
+#[derive(Debug)]
+pub(crate) struct Unrouted {
+    pub(crate) refusal: Refusal,
+    pub(crate) failure: RemoteError,
 }
 
 /// Turns a panic while polling an endpoint's future into an `Err`.

@@ -34,6 +34,7 @@ pub mod envelope;
 mod error;
 pub mod launcher;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod object;
 mod periodic;

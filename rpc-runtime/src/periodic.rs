@@ -155,7 +155,12 @@ async fn run_once(endpoint: Arc<dyn Endpoint>, name: &'static str) {
     let ctx = Context::new().with_admin(true);
     let run =
         tokio::spawn(async move { endpoint.run_periodic_task(ctx, name).await }.instrument(span));
-    match run.await {
+    let started = std::time::Instant::now();
+    let outcome = run.await;
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.periodic_ran(name, started.elapsed(), matches!(outcome, Ok(Ok(()))));
+    }
+    match outcome {
         Ok(Ok(())) => tracing::debug!(task = name, "periodic task done"),
         Ok(Err(error)) => tracing::error!(task = name, %error, "periodic task failed"),
         Err(join) if join.is_panic() => tracing::error!(task = name, "periodic task panicked"),

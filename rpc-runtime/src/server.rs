@@ -3,7 +3,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -13,6 +14,7 @@ use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
 use crate::envelope::Reply;
 use crate::error::TransportError;
+use crate::metrics::{Refusal, ServedMethod, VersionLabel};
 use crate::target::Target;
 use crate::transport::{ListenOptions, Listener, Message, ReplyTo, Transport};
 
@@ -93,6 +95,8 @@ pub struct RpcServer {
     target: Target,
     stop: watch::Sender<bool>,
     consumer: JoinHandle<()>,
+    /// Cleared when the consumer ends, for whatever reason.
+    consuming: Arc<AtomicBool>,
     slots: Arc<Semaphore>,
     max_concurrency: usize,
 }
@@ -125,15 +129,36 @@ impl RpcServer {
             },
             topic: Arc::clone(&target.topic),
         });
-        let consumer = tokio::spawn(consume(listener, serving, Arc::clone(&slots), stopped));
+        let consuming = Arc::new(AtomicBool::new(true));
+        let consumer = tokio::spawn(consume(
+            listener,
+            serving,
+            Arc::clone(&slots),
+            stopped,
+            Consuming(Arc::clone(&consuming)),
+        ));
         Ok(Self {
             transport,
             target,
             stop,
             consumer,
+            consuming,
             slots,
             max_concurrency,
         })
+    }
+
+    /// Whether the server takes requests now: its consumer runs and its transport is connected.
+    pub fn is_consuming(&self) -> bool {
+        self.probe().is_consuming()
+    }
+
+    /// A cheap handle that tells whether this server consumes, for readiness checks.
+    pub(crate) fn probe(&self) -> ServerProbe {
+        ServerProbe {
+            consuming: Arc::clone(&self.consuming),
+            transport: Arc::clone(&self.transport),
+        }
     }
 
     /// The transport the server consumes from.
@@ -166,6 +191,30 @@ impl RpcServer {
     }
 }
 
+/// Whether a server consumes, apart from the server (which its service owns).
+#[derive(Debug, Clone)]
+pub(crate) struct ServerProbe {
+    consuming: Arc<AtomicBool>,
+    transport: Arc<dyn Transport>,
+}
+
+impl ServerProbe {
+    /// The consumer runs and the transport is connected.
+    pub(crate) fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Relaxed) && self.transport.is_connected()
+    }
+}
+
+/// Held by the consumer task: clears the flag when the task ends (a stop, a listener that
+/// closed, a panic).
+struct Consuming(Arc<AtomicBool>);
+
+impl Drop for Consuming {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
 /// What every request of one server shares.
 #[derive(Debug)]
 struct Serving {
@@ -187,6 +236,7 @@ async fn consume(
     serving: Arc<Serving>,
     slots: Arc<Semaphore>,
     mut stopped: watch::Receiver<bool>,
+    _consuming: Consuming,
 ) {
     // `stop` is sent once; `changed()` resolves then (or when the server is dropped).
     loop {
@@ -229,8 +279,15 @@ async fn handle(message: Message, serving: &Serving) {
         limits,
         topic,
     } = serving;
+    let metrics = crate::metrics::get();
+    let refused = |reason| {
+        if let Some(metrics) = metrics {
+            metrics.request_refused(topic, reason);
+        }
+    };
     let size = message.body().len();
     if size > limits.max_message_size {
+        refused(Refusal::too_large);
         let reason = format!(
             "the message is {size} bytes, over this server's maximum of {}",
             limits.max_message_size
@@ -241,6 +298,7 @@ async fn handle(message: Message, serving: &Serving) {
         return;
     }
     let Some(incoming) = message.open().await else {
+        refused(Refusal::undecodable);
         return;
     };
     let (request, reply_to) = incoming.into_parts();
@@ -260,6 +318,7 @@ async fn handle(message: Message, serving: &Serving) {
         Some(deadline) => match deadline.duration_since(SystemTime::now()) {
             Ok(remaining) => Some(remaining),
             Err(_) => {
+                refused(Refusal::deadline_passed);
                 span.in_scope(|| {
                     tracing::warn!("dropping a request whose caller's deadline has passed");
                 });
@@ -275,9 +334,27 @@ async fn handle(message: Message, serving: &Serving) {
         .and(request.monitor_timeout)
         .map(|t| Duration::from_secs(t.as_secs()) / 2)
         .filter(|every| *every >= Duration::from_secs(1));
+    let route = dispatcher.route(&request).map_err(|unrouted| {
+        refused(unrouted.refusal);
+        unrouted.failure
+    });
+    // Counted by the endpoint's own names, so a caller cannot invent label values.
+    let counted = match (metrics, &route) {
+        (Some(metrics), Ok(route)) => {
+            let method = ServedMethod {
+                topic: Arc::clone(topic),
+                namespace: route.namespace.unwrap_or(""),
+                method: route.method,
+                version: VersionLabel(route.version),
+            };
+            let in_flight = metrics.request_started(&method);
+            Some((metrics, method, in_flight, Instant::now()))
+        }
+        _ => None,
+    };
     // Boxed apart (it holds the request): moved into the deadline's timeout below, it would
     // otherwise take its room in this future twice.
-    let dispatching = Box::pin(dispatcher.dispatch(request));
+    let dispatching = Box::pin(Dispatcher::invoke(route, request));
     let dispatched = async {
         match (heartbeat_every, reply_to.as_ref()) {
             (Some(every), Some(reply_to)) => {
@@ -293,6 +370,7 @@ async fn handle(message: Message, serving: &Serving) {
             match limited.instrument(span.clone()).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
+                    refused(Refusal::deadline_exceeded);
                     span.in_scope(|| {
                         tracing::warn!(
                             "cancelled: the caller's deadline passed while the method ran"
@@ -303,6 +381,11 @@ async fn handle(message: Message, serving: &Serving) {
             }
         }
     };
+    if let Some((metrics, method, in_flight, started)) = counted {
+        drop(in_flight);
+        let failure = outcome.as_ref().err().map(|failure| &*failure.class);
+        metrics.request_finished(&method, started.elapsed(), failure);
+    }
     let entered = span.enter();
     let reply = match (reply_to.is_some(), outcome) {
         (true, Ok(result)) => Reply::result(result),

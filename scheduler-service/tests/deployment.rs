@@ -345,3 +345,118 @@ async fn logs_are_plain_text_in_a_file_and_json_lines_with_use_json() {
     .unwrap();
     drop(vhost);
 }
+
+/// A port free now on loopback, for a daemon to listen on.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_probes_are_served_where_metrics_listen_says() {
+    use rpc_integration_tests::scrape::{get, sample};
+    let Some(vhost) = Vhost::create("sched-metrics") else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name("metrics"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let database = format!("sqlite:{}", dir.join("services.sqlite").display());
+    let flags: Vec<String> = [
+        "--transport-url",
+        &vhost.url(""),
+        "--database-connection",
+        &database,
+        "--set",
+        "DEFAULT.report_interval=1",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    tokio::task::spawn_blocking(move || {
+        let with_metrics = |words: &[&str], port: u16| {
+            let mut args = command(words, &flags);
+            args.extend([
+                "--set".to_owned(),
+                format!("metrics.listen=127.0.0.1:{port}"),
+            ]);
+            args
+        };
+        let (compute_port, scheduler_port) = (free_port(), free_port());
+        let compute = Daemon::start(
+            &with_metrics(
+                &[
+                    "compute",
+                    "--host",
+                    "metered-1",
+                    "--vcpus",
+                    "4",
+                    "--ram-mb",
+                    "4096",
+                    "--disk-gb",
+                    "100",
+                ],
+                compute_port,
+            ),
+            &dir,
+        );
+        let scheduler = Daemon::start(&with_metrics(&["serve"], scheduler_port), &dir);
+        let scheduler_addr = format!("127.0.0.1:{scheduler_port}").parse().unwrap();
+        let compute_addr = format!("127.0.0.1:{compute_port}").parse().unwrap();
+        // Started: alive and ready (the server consumes, the registry answers).
+        for addr in [scheduler_addr, compute_addr] {
+            assert_eq!(get(addr, "/healthz").0, 200);
+            let (status, body) = get(addr, "/readyz");
+            assert_eq!((status, body.as_str()), (200, "ready\n"));
+        }
+
+        assert_eq!(boot(&flags, &["--count", "2"]).len(), 2);
+        let (status, text) = get(scheduler_addr, "/metrics");
+        assert_eq!(status, 200);
+        let selected = sample(
+            &text,
+            "rpc_server_requests_total",
+            &[("topic", "scheduler"), ("method", "select_destinations")],
+        );
+        assert_eq!(selected, Some(1.0), "{text}");
+        // The scheduler called the compute agent to claim, as a client.
+        let claims = sample(&text, "rpc_client_requests_total", &[("topic", "compute")]);
+        assert!(claims >= Some(2.0), "{text}");
+        assert!(
+            sample(
+                &text,
+                "rpc_registry_operation_duration_seconds_count",
+                &[("operation", "create")]
+            ) >= Some(1.0),
+            "{text}"
+        );
+        assert!(
+            sample(
+                &text,
+                "rpc_transport_connections",
+                &[("transport", "rabbit")]
+            ) >= Some(1.0),
+            "{text}"
+        );
+        let (_, compute_text) = get(compute_addr, "/metrics");
+        assert!(
+            sample(
+                &compute_text,
+                "rpc_server_requests_total",
+                &[("topic", "compute")]
+            ) >= Some(2.0),
+            "{compute_text}"
+        );
+        assert!(
+            sample(
+                &compute_text,
+                "rpc_registry_operation_duration_seconds_count",
+                &[("operation", "heartbeat"), ("outcome", "ok")]
+            ) >= Some(1.0),
+            "{compute_text}"
+        );
+        scheduler.stop();
+        compute.stop();
+    })
+    .await
+    .unwrap();
+}

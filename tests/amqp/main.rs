@@ -6,6 +6,7 @@ mod bounds;
 mod calls;
 mod cli;
 mod fixture;
+mod metrics;
 mod notifications;
 mod options;
 mod recovery;

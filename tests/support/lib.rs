@@ -6,6 +6,7 @@
 
 pub mod fuzzing;
 pub mod notifications;
+pub mod scrape;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -63,6 +63,9 @@ const TRANSPORT_SCHEMES: &[&str] = &["rabbit", "amqp", "amqps", "memory"];
 const RABBIT_SECTION: &str = "oslo_messaging_rabbit";
 const UPGRADE_SECTION: &str = "upgrade_levels";
 const DATABASE_SECTION: &str = "database";
+const METRICS_SECTION: &str = "metrics";
+/// The `[metrics]` options this runtime reads.
+pub const METRICS_OPTIONS: &[&str] = &["listen"];
 
 /// The settings of a service. Every field has oslo's (or nova's) default.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +102,8 @@ pub struct Config {
     /// by default a caller sees the failure's class, module and message, never the server's
     /// internals.
     pub logging: crate::logging::LogSettings,
+    /// `[metrics]`: where `/metrics`, `/healthz` and `/readyz` are served (off by default).
+    pub metrics: crate::metrics::MetricsSettings,
     /// `<topic>_manager` settings, by topic.
     pub managers: BTreeMap<String, String>,
     /// `[database] connection`: where the services registry is. `None`: a SQLite file,
@@ -167,6 +172,7 @@ impl Default for Config {
             executor_thread_pool_size: 64,
             graceful_shutdown_timeout: Duration::from_secs(60),
             logging: crate::logging::LogSettings::default(),
+            metrics: crate::metrics::MetricsSettings::default(),
             managers: BTreeMap::new(),
             database_connection: None,
             upgrade_levels: BTreeMap::new(),
@@ -204,7 +210,8 @@ impl Config {
 
     /// Connects to [`effective_transport_url`](Self::effective_transport_url), with
     /// `rpc_response_timeout` as the wait of every call that sets none: what a service or a
-    /// command built from this configuration should use.
+    /// command built from this configuration should use. With `[metrics] listen` set, metrics
+    /// are [enabled](crate::metrics::enable) first, so the connection itself is counted.
     ///
     /// # Errors
     ///
@@ -212,6 +219,9 @@ impl Config {
     pub async fn connect_transport(
         &self,
     ) -> Result<std::sync::Arc<dyn crate::transport::Transport>, crate::error::TransportError> {
+        if self.metrics.listen.is_some() {
+            crate::metrics::enable();
+        }
         let transport = crate::transport::connect_url(&self.effective_transport_url()).await?;
         Ok(crate::transport::with_default_timeout(
             transport,
@@ -653,6 +663,16 @@ fn type_settings(
                 warn(DEFAULT_OPTIONS, true);
                 config.extra.insert(section, key, value);
             }
+            (METRICS_SECTION, "listen") if value.is_empty() => config.metrics.listen = None,
+            (METRICS_SECTION, "listen") => {
+                let addr = value.parse().map_err(|_| {
+                    invalid(format!(
+                        "expected an address and port like 127.0.0.1:9464 or [::1]:9464, not `{value}`"
+                    ))
+                })?;
+                config.metrics.listen = Some(addr);
+            }
+            (METRICS_SECTION, _) => warn(METRICS_OPTIONS, false),
             (DATABASE_SECTION, "connection") if value.is_empty() => {}
             (DATABASE_SECTION, "connection") => {
                 config.database_connection = Some(DatabaseUrl::new(value));

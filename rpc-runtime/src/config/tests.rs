@@ -346,3 +346,25 @@ fn logging_options_read_as_oslo_log_reads_them() {
         "{error}"
     );
 }
+
+#[test]
+fn metrics_listen_is_an_address_and_port_or_off() {
+    let c = load("[metrics]\nlisten = 127.0.0.1:9464\n").unwrap().config;
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+    let c = load("[metrics]\nlisten = [::1]:0\n").unwrap().config;
+    assert_eq!(c.metrics.listen, Some("[::1]:0".parse().unwrap()));
+    assert_eq!(
+        load("[metrics]\nlisten =\n").unwrap().config.metrics.listen,
+        None
+    );
+    assert_eq!(load("").unwrap().config.metrics.listen, None);
+    let error = load("[metrics]\nlisten = localhost\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("listen") && error.contains("localhost"),
+        "{error}"
+    );
+    let loaded = load("[metrics]\nlistn = 127.0.0.1:1\n").unwrap();
+    assert_eq!(loaded.warnings[0].suggestion.as_deref(), Some("listen"));
+}

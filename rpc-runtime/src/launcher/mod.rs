@@ -34,11 +34,13 @@ mod signals;
 mod workers;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use self::signals::{Event, Signals};
 use self::workers::{WORKER_VAR, Workers};
+use crate::metrics::{MetricsServer, ReadinessCheck};
 use crate::service::{Manager, Service, ServiceError, StopOutcome};
 use crate::transport::BoxFuture;
 
@@ -70,6 +72,15 @@ pub enum LaunchError {
     /// The signal handlers could not be installed.
     #[error("could not listen for signals")]
     Signals(#[source] std::io::Error),
+    /// The metrics endpoint (`[metrics] listen`) could not listen.
+    #[error("the metrics endpoint could not listen on {addr}")]
+    Metrics {
+        /// The address it was to listen on.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<crate::config::ConfigError> for LaunchError {
@@ -168,6 +179,26 @@ impl Services {
         Ok(())
     }
 
+    /// Where the first service that sets `[metrics] listen` wants the metrics endpoint.
+    fn metrics_listen(&self) -> Option<SocketAddr> {
+        self.services.iter().find_map(|s| s.metrics_listen())
+    }
+
+    /// Every service's readiness check, in order; the first that fails says why.
+    fn readiness(&self) -> ReadinessCheck {
+        let checks: std::sync::Arc<[ReadinessCheck]> =
+            self.services.iter().filter_map(|s| s.readiness()).collect();
+        std::sync::Arc::new(move || {
+            let checks = std::sync::Arc::clone(&checks);
+            Box::pin(async move {
+                for check in checks.iter() {
+                    check().await?;
+                }
+                Ok(())
+            })
+        })
+    }
+
     /// Stops every service at once; `TimedOut` if any abandoned work.
     async fn stop(&mut self) -> StopOutcome {
         let stops = self.services.iter_mut().map(|s| s.stop());
@@ -183,6 +214,14 @@ impl Services {
 /// A service of any manager, as the launcher drives it.
 trait Runnable: Send {
     fn name(&self) -> String;
+    /// `[metrics] listen` of its configuration.
+    fn metrics_listen(&self) -> Option<SocketAddr> {
+        None
+    }
+    /// Its readiness check once started; `None`: nothing to check.
+    fn readiness(&self) -> Option<ReadinessCheck> {
+        None
+    }
     fn start(&mut self) -> BoxFuture<'_, Result<(), ServiceError>>;
     fn stop(&mut self) -> BoxFuture<'_, StopOutcome>;
 }
@@ -190,6 +229,14 @@ trait Runnable: Send {
 impl<M: Manager> Runnable for Service<M> {
     fn name(&self) -> String {
         format!("{}@{}", self.binary(), self.host())
+    }
+
+    fn metrics_listen(&self) -> Option<SocketAddr> {
+        self.config().metrics.listen
+    }
+
+    fn readiness(&self) -> Option<ReadinessCheck> {
+        self.readiness_check()
     }
 
     fn start(&mut self) -> BoxFuture<'_, Result<(), ServiceError>> {
@@ -244,6 +291,8 @@ type Build = Box<
 pub struct Launcher {
     build: Build,
     mode: Mode,
+    /// `/metrics`, `/healthz` and `/readyz`, in the process that serves, when configured.
+    metrics: Option<MetricsServer>,
     signals: Signals,
     stop: StopHandle,
 }
@@ -298,9 +347,17 @@ where
     let (stop, requested) = tokio::sync::watch::channel(false);
     let signals = Signals::new(requested).map_err(LaunchError::Signals)?;
     let is_worker = std::env::var_os(WORKER_VAR).is_some();
+    let mut metrics = None;
     let mode = if workers <= 1 || is_worker {
         let mut services = build().await?;
+        // Listening before the services start: `/healthz` answers, `/readyz` says not yet.
+        if let Some(addr) = services.metrics_listen() {
+            metrics = Some(start_metrics(addr).await?);
+        }
         services.start().await?;
+        if let Some(metrics) = &metrics {
+            metrics.health().set_check(Some(services.readiness()));
+        }
         if is_worker {
             tracing::info!(worker = ?std::env::var(WORKER_VAR).ok(), pid = std::process::id(), "worker serving");
         }
@@ -313,6 +370,7 @@ where
     Ok(Launcher {
         build,
         mode,
+        metrics,
         signals,
         stop: StopHandle(std::sync::Arc::new(stop)),
     })
@@ -360,6 +418,9 @@ impl Launcher {
             notify::notify(if reload { "RELOADING=1" } else { "STOPPING=1" });
             match &mut self.mode {
                 Mode::InProcess(services) => {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.health().set_check(None);
+                    }
                     tracing::info!(reload, "stopping the services");
                     let outcome = services.stop().await;
                     if !reload {
@@ -371,7 +432,12 @@ impl Launcher {
                     tracing::info!("reloading the configuration and restarting the services");
                     match (self.build)().await {
                         Ok(mut fresh) => match fresh.start().await {
-                            Ok(()) => *services = fresh,
+                            Ok(()) => {
+                                if let Some(metrics) = &self.metrics {
+                                    metrics.health().set_check(Some(fresh.readiness()));
+                                }
+                                *services = fresh;
+                            }
                             Err(error) => {
                                 tracing::error!(error = %crate::error::chain(&error), "restart after SIGHUP failed");
                                 return Exit::Failed;
@@ -402,6 +468,23 @@ impl Launcher {
             notify::notify("READY=1");
         }
     }
+}
+
+/// Enables the metrics and listens on `addr`; worker `k` of a parent launcher listens on the
+/// port after `k` others (`9464` → `9464 + k`), since each worker is a process of its own.
+async fn start_metrics(mut addr: SocketAddr) -> Result<MetricsServer, LaunchError> {
+    let worker = std::env::var(WORKER_VAR)
+        .ok()
+        .and_then(|index| index.parse::<u16>().ok());
+    if let Some(index) = worker
+        && addr.port() != 0
+    {
+        addr.set_port(addr.port().saturating_add(index));
+    }
+    crate::metrics::enable();
+    MetricsServer::start(addr)
+        .await
+        .map_err(|source| LaunchError::Metrics { addr, source })
 }
 
 /// Resolves when a worker's parent is gone (its stdin pipe closes); never for a non-worker.

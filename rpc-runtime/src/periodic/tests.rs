@@ -183,3 +183,68 @@ fn the_loop_sleeps_until_the_next_task_but_at_most_interval_max() {
         Duration::from_secs(3600 - 5)
     );
 }
+
+static METERED_TASKS: [PeriodicTaskDescriptor; 2] = [
+    PeriodicTaskDescriptor::new("metered_ok", Duration::from_secs(10), true),
+    PeriodicTaskDescriptor::new("metered_fails", Duration::from_secs(10), true),
+];
+static METERED: EndpointDescriptor =
+    EndpointDescriptor::new("Metered", None, None, Version::new(1, 0), &[])
+        .with_periodic_tasks(&METERED_TASKS);
+
+/// Tasks of names no other test uses, so the process-wide counters are this test's alone.
+struct Metered;
+
+impl Endpoint for Metered {
+    fn descriptor(&self) -> &EndpointDescriptor {
+        &METERED
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        _ctx: Context,
+        method: &'a str,
+        _args: Args,
+    ) -> BoxFuture<'a, Result<JsonText, RemoteError>> {
+        Box::pin(std::future::ready(Err(RemoteError::no_such_method(method))))
+    }
+
+    fn run_periodic_task<'a>(
+        &'a self,
+        _ctx: Context,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), PeriodicTaskError>> {
+        let failed = name == "metered_fails";
+        Box::pin(async move {
+            if failed {
+                Err(PeriodicTaskError::Failed("metered".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_are_counted_by_task_and_outcome_when_metrics_are_on() {
+    crate::metrics::enable();
+    let (stop, stopped) = watch::channel(false);
+    let handle = spawn(
+        vec![Arc::new(Metered) as Arc<dyn Endpoint>],
+        PeriodicConfig::new(Duration::ZERO, Duration::from_secs(60)),
+        stopped,
+    )
+    .expect("tasks to run");
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    stop.send(true).expect("the loop listens");
+    handle.await.expect("the loop ends");
+    let text = crate::metrics::render();
+    // Runs at 0, 10 and 20 s.
+    for line in [
+        r#"rpc_periodic_task_runs_total{task="metered_ok",outcome="ok"} 3"#,
+        r#"rpc_periodic_task_runs_total{task="metered_fails",outcome="failed"} 3"#,
+        r#"rpc_periodic_task_duration_seconds_count{task="metered_ok"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+}

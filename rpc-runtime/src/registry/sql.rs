@@ -372,7 +372,7 @@ impl Registry for SqlRegistry {
         host: &'a str,
         binary: &'a str,
     ) -> BoxFuture<'a, Result<Option<ServiceRecord>, RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("get_by_host_and_binary", async move {
             let row: Option<Row> = with_pool!(self, pool => sqlx::query_as(&self.sql.get_by_host_and_binary)
                     .bind(host)
                     .bind(binary)
@@ -380,14 +380,14 @@ impl Registry for SqlRegistry {
                     .await
                     .map_err(query_error("get by host and binary"))?);
             Ok(row.map(ServiceRecord::from))
-        })
+        }))
     }
 
     fn create<'a>(
         &'a self,
         service: &'a NewService,
     ) -> BoxFuture<'a, Result<ServiceRecord, RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("create", async move {
             let version = service.version.map(|v| v.to_string());
             let inserted = with_pool!(self, pool => sqlx::query(&self.sql.insert)
                 .bind(&service.host)
@@ -416,11 +416,11 @@ impl Registry for SqlRegistry {
                     operation: "create",
                     source: "the new row was deleted before it could be read".into(),
                 })
-        })
+        }))
     }
 
     fn heartbeat(&self, id: i64) -> BoxFuture<'_, Result<ServiceRecord, RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("heartbeat", async move {
             let affected = with_pool!(self, pool => sqlx::query(&self.sql.heartbeat)
                 .bind(now())
                 .bind(id)
@@ -430,11 +430,11 @@ impl Registry for SqlRegistry {
                 .rows_affected());
             changed(id, affected)?;
             self.get_by_id(id).await
-        })
+        }))
     }
 
     fn set_version(&self, id: i64, version: Version) -> BoxFuture<'_, Result<(), RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("set_version", async move {
             let affected = with_pool!(self, pool => sqlx::query(&self.sql.set_version)
                 .bind(version.to_string())
                 .bind(now())
@@ -444,7 +444,7 @@ impl Registry for SqlRegistry {
                 .map_err(query_error("set version"))?
                 .rows_affected());
             changed(id, affected)
-        })
+        }))
     }
 
     fn set_availability_zone<'a>(
@@ -452,7 +452,7 @@ impl Registry for SqlRegistry {
         id: i64,
         zone: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("set_availability_zone", async move {
             let affected = with_pool!(self, pool => sqlx::query(&self.sql.set_availability_zone)
                 .bind(zone)
                 .bind(now())
@@ -462,14 +462,14 @@ impl Registry for SqlRegistry {
                 .map_err(query_error("set availability zone"))?
                 .rows_affected());
             changed(id, affected)
-        })
+        }))
     }
 
     fn list<'a>(
         &'a self,
         binary: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<ServiceRecord>, RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("list", async move {
             let rows: Vec<Row> = match binary {
                 Some(binary) => with_pool!(self, pool => sqlx::query_as(&self.sql.list_binary)
                     .bind(binary)
@@ -482,7 +482,7 @@ impl Registry for SqlRegistry {
                     .map_err(query_error("list"))?),
             };
             Ok(rows.into_iter().map(ServiceRecord::from).collect())
-        })
+        }))
     }
 
     fn set_disabled<'a>(
@@ -491,7 +491,7 @@ impl Registry for SqlRegistry {
         disabled: bool,
         reason: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("set_disabled", async move {
             // Enabling clears the reason, as nova does.
             let reason = reason.filter(|_| disabled);
             let affected = with_pool!(self, pool => sqlx::query(&self.sql.set_disabled)
@@ -503,11 +503,11 @@ impl Registry for SqlRegistry {
                 .map_err(query_error("set disabled"))?
                 .rows_affected());
             changed(id, affected)
-        })
+        }))
     }
 
     fn soft_delete(&self, id: i64) -> BoxFuture<'_, Result<(), RegistryError>> {
-        Box::pin(async move {
+        Box::pin(timed("soft_delete", async move {
             let affected = with_pool!(self, pool => sqlx::query(&self.sql.soft_delete)
                 .bind(now())
                 .bind(id)
@@ -516,8 +516,23 @@ impl Registry for SqlRegistry {
                 .map_err(query_error("soft delete"))?
                 .rows_affected());
             changed(id, affected)
-        })
+        }))
     }
+}
+
+/// Runs a registry operation, timed in `rpc_registry_operation_duration_seconds` when metrics are
+/// on.
+async fn timed<T>(
+    operation: &'static str,
+    work: impl Future<Output = Result<T, RegistryError>>,
+) -> Result<T, RegistryError> {
+    let Some(metrics) = crate::metrics::get() else {
+        return work.await;
+    };
+    let started = std::time::Instant::now();
+    let outcome = work.await;
+    metrics.registry_operation(operation, started.elapsed(), outcome.is_ok());
+    outcome
 }
 
 #[cfg(test)]

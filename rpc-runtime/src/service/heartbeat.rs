@@ -28,10 +28,12 @@ pub struct HeartbeatStatus {
 pub(crate) fn join(
     registry: Arc<dyn Registry>,
     id: i64,
+    topic: &str,
     interval: Duration,
     status: watch::Sender<HeartbeatStatus>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let topic = topic.to_owned();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -57,6 +59,9 @@ pub(crate) fn join(
                         _ => format!("the registry did not answer within {interval:?}"),
                     };
                     tracing::warn!(error = %reason, retry_in = ?interval, "heartbeat failed; the service keeps serving");
+                    if let Some(metrics) = crate::metrics::get() {
+                        metrics.heartbeat_failed(&topic);
+                    }
                     status.send_modify(|s| {
                         s.failed += 1;
                         s.last_error = Some(reason);

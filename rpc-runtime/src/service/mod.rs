@@ -46,11 +46,15 @@ pub use self::manager::{HookError, Manager};
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
+use crate::metrics::ReadinessCheck;
 use crate::periodic::{self, PeriodicConfig};
 use crate::registry::{NewService, Registry, RegistryError, ServiceRecord};
 use crate::server::{RpcServer, ServerConfig};
 use crate::target::Target;
 use crate::transport::Transport;
+
+/// How long a readiness check waits for the registry.
+const REGISTRY_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a service could not be created or started.
 #[derive(Debug, thiserror::Error)]
@@ -299,6 +303,44 @@ impl<M: Manager> Service<M> {
         self.registry.as_ref()
     }
 
+    /// The service's readiness, for `/readyz`: ready while its RPC server consumes (and its
+    /// transport is connected) and its registry answers a read of the service's own row within
+    /// a second. `None` until it started.
+    pub fn readiness_check(&self) -> Option<ReadinessCheck> {
+        let running = self.running.as_ref()?;
+        let registry = Arc::clone(self.registry.as_ref()?);
+        let probe = running.server.probe();
+        let name: Arc<str> = format!("{}@{}", self.binary, self.host).into();
+        let (host, binary): (Arc<str>, Arc<str>) =
+            (self.host.as_str().into(), self.binary.as_str().into());
+        Some(Arc::new(move || {
+            let (probe, registry, name) = (probe.clone(), Arc::clone(&registry), Arc::clone(&name));
+            let (host, binary) = (Arc::clone(&host), Arc::clone(&binary));
+            Box::pin(async move {
+                if !probe.is_consuming() {
+                    return Err(format!(
+                        "{name}: the RPC server is not consuming (the broker connection is down, or it stopped)"
+                    ));
+                }
+                match tokio::time::timeout(
+                    REGISTRY_PROBE_TIMEOUT,
+                    registry.get_by_host_and_binary(&host, &binary),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(format!(
+                        "{name}: the registry failed: {}",
+                        crate::error::chain(&error)
+                    )),
+                    Err(_) => Err(format!(
+                        "{name}: the registry did not answer within {REGISTRY_PROBE_TIMEOUT:?}"
+                    )),
+                }
+            })
+        }))
+    }
+
     /// Watches the heartbeat loop (counts, last row, last failure).
     pub fn heartbeats(&self) -> watch::Receiver<HeartbeatStatus> {
         self.heartbeat_status.subscribe()
@@ -405,6 +447,7 @@ impl<M: Manager> Service<M> {
         let heartbeat = heartbeat::join(
             Arc::clone(&registry),
             record.id,
+            &record.topic,
             self.config.report_interval,
             self.heartbeat_status.clone(),
             stopped.clone(),

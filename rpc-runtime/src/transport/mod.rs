@@ -125,6 +125,12 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn default_timeout(&self) -> Duration {
         DEFAULT_TIMEOUT
     }
+
+    /// Whether the transport is connected now (`false` while the RabbitMQ transport reconnects):
+    /// a readiness probe's answer. Transports without a connection are always connected.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// What a transport needs to know of the server that listens.
@@ -206,6 +212,10 @@ impl Transport for DefaultTimeout {
 
     fn default_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    fn is_connected(&self) -> bool {
+        self.inner.is_connected()
     }
 }
 

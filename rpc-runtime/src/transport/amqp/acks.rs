@@ -24,6 +24,7 @@ use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use tokio::sync::{Notify, oneshot};
 
 use super::lock;
+use crate::metrics::Unsettled;
 
 /// What a settled delivery asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,6 +298,8 @@ pub(crate) struct Settlement {
     acks: Arc<ChannelAcks>,
     tag: u64,
     acker: Acker,
+    /// Counted in `rpc_transport_prefetch_in_use` until settled (or dropped unsettled).
+    _unsettled: Option<Unsettled>,
 }
 
 impl Settlement {
@@ -307,6 +310,7 @@ impl Settlement {
             acks: Arc::clone(acks),
             tag,
             acker,
+            _unsettled: crate::metrics::get().map(|metrics| metrics.unsettled(super::METRICS_NAME)),
         }
     }
 

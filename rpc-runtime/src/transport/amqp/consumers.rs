@@ -441,6 +441,9 @@ impl Inner {
         }
         let current = self.session.borrow().as_ref().map(|s| s.generation);
         if current == Some(generation) {
+            if let Some(metrics) = crate::metrics::get() {
+                metrics.consumer_cancelled(super::METRICS_NAME);
+            }
             tracing::warn!(what, "a consumer stopped; reconnecting to restore it");
         }
         self.report_broken(generation);

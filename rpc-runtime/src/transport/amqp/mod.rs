@@ -36,6 +36,9 @@ use lapin::types::ShortString;
 use tokio::sync::{Notify, mpsc, watch};
 
 pub(crate) use self::acks::Settlement;
+
+/// This transport's name in metrics labels.
+pub(super) const METRICS_NAME: &str = "rabbit";
 use self::broker::{broker, declare_exchange, short};
 use self::connection::{Backoff, Session, current_session};
 use self::consumers::{Consumes, ListenerSpec, Unsubscribe};
@@ -199,10 +202,17 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
         match restored {
             Ok(()) => {
                 inner.session.send_replace(Some(Arc::clone(&session)));
+                let metrics = crate::metrics::get();
+                if let Some(metrics) = metrics {
+                    metrics.connection(METRICS_NAME, true);
+                }
                 tokio::select! {
                     _ = broken.wait_for(|g| *g >= session.generation) => {}
                     () = inner.shutdown_signal.notified() => {}
                     () = connection_failed(&session) => {}
+                }
+                if let Some(metrics) = metrics {
+                    metrics.connection(METRICS_NAME, false);
                 }
             }
             Err(error) => {
@@ -240,7 +250,12 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
                 return;
             }
             match Session::open(&inner.url, &inner.options, generation, first).await {
-                Ok(session) => break Arc::new(session),
+                Ok(session) => {
+                    if let Some(metrics) = crate::metrics::get() {
+                        metrics.reconnected(METRICS_NAME);
+                    }
+                    break Arc::new(session);
+                }
                 Err(error) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(%error, retry_in = ?delay, "reconnect failed");
@@ -611,6 +626,10 @@ enum Routed {
 }
 
 impl Transport for AmqpTransport {
+    fn is_connected(&self) -> bool {
+        self.inner.session.borrow().is_some()
+    }
+
     fn call<'a>(
         &'a self,
         target: &'a Target,

@@ -124,6 +124,9 @@ impl ReplySink for AmqpReplySink {
             // A reply refused or unroutable now may be taken in a moment: its caller may be
             // reconnecting, or the node that refused it shutting down.
             if matches!(routed, Routed::Returned | Routed::Nacked) {
+                if let (Routed::Returned, Some(metrics)) = (&routed, crate::metrics::get()) {
+                    metrics.reply_unroutable(super::METRICS_NAME);
+                }
                 match kind {
                     ReplyKind::Final => Self::retry_missing(weak, routing_key, body),
                     ReplyKind::Heartbeat => tracing::debug!(
