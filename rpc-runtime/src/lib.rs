@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod notify;
 pub mod object;
 mod periodic;
+mod ping;
 mod private;
 pub mod registry;
 mod server;
@@ -58,6 +59,7 @@ pub use crate::endpoint::{
 pub use crate::error::{
     ApplicationError, CallError, EnvelopeError, RemoteError, RpcError, TransportError,
 };
+pub use crate::ping::PING_METHOD;
 pub use crate::server::{DEFAULT_MAX_MESSAGE_SIZE, RpcServer, ServerConfig};
 pub use crate::service::{Service, ServiceBuilder, ServiceError};
 pub use crate::target::Target;

@@ -15,6 +15,7 @@ use crate::endpoint::Endpoint;
 use crate::envelope::Reply;
 use crate::error::TransportError;
 use crate::metrics::{Refusal, ServedMethod, VersionLabel};
+use crate::ping::PingEndpoint;
 use crate::target::Target;
 use crate::transport::{ListenOptions, Listener, Message, ReplyTo, Transport};
 
@@ -32,6 +33,9 @@ pub struct ServerConfig {
     /// Whether failures sent to callers carry the server-side backtrace (`[DEFAULT] debug`).
     /// Default `false`: callers see a failure's class, module and message only.
     pub debug: bool,
+    /// Whether the server answers oslo's `oslo_rpc_server_ping` (`[DEFAULT] rpc_ping_enabled`):
+    /// default namespace, version 1.0, after every other endpoint, `"pong"`. Default `false`.
+    pub ping_endpoint: bool,
 }
 
 /// The default [`ServerConfig::max_message_size`]: 16 MiB, far above what control-plane calls
@@ -44,6 +48,7 @@ impl Default for ServerConfig {
             max_concurrency: 64,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             debug: false,
+            ping_endpoint: false,
         }
     }
 }
@@ -61,6 +66,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_debug(mut self, debug: bool) -> Self {
         self.debug = debug;
+        self
+    }
+
+    /// Sets whether the server answers `oslo_rpc_server_ping`, as oslo's `rpc_ping_enabled`.
+    #[must_use]
+    pub fn with_ping_endpoint(mut self, enabled: bool) -> Self {
+        self.ping_endpoint = enabled;
         self
     }
 
@@ -111,9 +123,12 @@ impl RpcServer {
     pub async fn start(
         transport: Arc<dyn Transport>,
         target: Target,
-        endpoints: Vec<Arc<dyn Endpoint>>,
+        mut endpoints: Vec<Arc<dyn Endpoint>>,
         config: ServerConfig,
     ) -> Result<Self, TransportError> {
+        if config.ping_endpoint {
+            endpoints.push(Arc::new(PingEndpoint));
+        }
         let max_concurrency = config.max_concurrency.max(1);
         let listener = transport
             .listen(&target, ListenOptions::new(max_concurrency))

@@ -358,6 +358,7 @@ async fn metrics_and_probes_are_served_where_metrics_listen_says() {
     let Some(vhost) = Vhost::create("sched-metrics") else {
         return;
     };
+    let vhost_name = vhost.name().to_owned();
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique_name("metrics"));
     std::fs::create_dir_all(&dir).unwrap();
     let database = format!("sqlite:{}", dir.join("services.sqlite").display());
@@ -453,6 +454,41 @@ async fn metrics_and_probes_are_served_where_metrics_listen_says() {
                 &[("operation", "heartbeat"), ("outcome", "ok")]
             ) >= Some(1.0),
             "{compute_text}"
+        );
+        // The broker drops every connection: not ready until the scheduler has reconnected and
+        // consumes again (kombu_reconnect_delay is a second: the gap is seen).
+        rpc_integration_tests::rabbitmqctl(&[
+            "close_all_connections",
+            "--vhost",
+            &vhost_name,
+            "readiness test",
+        ]);
+        let until = |ready: bool| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let (status, body) = get(scheduler_addr, "/readyz");
+                if (status == 200) == ready {
+                    return body;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "readyz stayed {status}: {body}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        let why = until(false);
+        assert!(why.contains("not consuming"), "{why}");
+        until(true);
+        assert_eq!(boot(&flags, &["--count", "1"]).len(), 1);
+        let (_, text) = get(scheduler_addr, "/metrics");
+        assert!(
+            sample(
+                &text,
+                "rpc_transport_reconnects_total",
+                &[("transport", "rabbit")]
+            ) >= Some(1.0),
+            "{text}"
         );
         scheduler.stop();
         compute.stop();

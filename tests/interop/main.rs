@@ -158,7 +158,8 @@ async fn python_oslo_client_calls_a_rust_server() {
                 transport.clone(),
                 Target::new(topic.as_str()).with_server(host),
                 vec![endpoint],
-                ServerConfig::default(),
+                // oslo's `rpc_ping_enabled`.
+                ServerConfig::default().with_ping_endpoint(true),
             )
             .await
             .unwrap(),
@@ -204,6 +205,10 @@ async fn python_oslo_client_calls_a_rust_server() {
 
     let err = run("no_method").await["error"].clone();
     assert_eq!(err["exc_type"], "NoSuchMethod", "{err}");
+
+    // `oslo_rpc_server_ping`, as oslo's servers answer it with `rpc_ping_enabled`.
+    let out = run("ping").await;
+    assert_eq!(out["result"], "pong", "{out}");
 
     // oslo's call monitor: the Rust server heartbeats, the Python client keeps waiting.
     let out = run("monitor").await;

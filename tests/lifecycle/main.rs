@@ -73,10 +73,21 @@ struct Fixture {
 
 impl Fixture {
     fn spawn(args: &[String], notify: Option<&PathBuf>, dir: &std::path::Path) -> Self {
+        Self::spawn_with(args, notify, dir, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with environment variables of the test's own.
+    fn spawn_with(
+        args: &[String],
+        notify: Option<&PathBuf>,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.join(format!("{}.log", unique_name("fixture")));
         let mut command = Command::new(FIXTURE);
         command
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap());
@@ -326,6 +337,34 @@ async fn sighup_reloads_the_configuration() {
     }
     assert_eq!(seen, "after", "{}", server.log());
 
+    stop_cleanly(server).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_systemd_watchdog_is_pinged_at_half_its_interval() {
+    let dir = scratch("watchdog");
+    let (socket_path, socket) = notify_socket(&dir);
+    let transport = format!("memory://{}", unique_name("watchdog"));
+    let args = fixture_args(&transport, &[]);
+    // 400 ms: a ping every 200 ms.
+    let server = Fixture::spawn_with(
+        &args,
+        Some(&socket_path),
+        &dir,
+        &[("WATCHDOG_USEC", "400000")],
+    );
+    assert_eq!(notified(&socket).await, "READY=1", "{}", server.log());
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(notified(&socket).await, "WATCHDOG=1", "{}", server.log());
+    }
+    // The first ping comes at once, the next two a half interval apart each.
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
     stop_cleanly(server).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

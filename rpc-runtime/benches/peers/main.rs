@@ -18,6 +18,7 @@
 //! Run: `cargo bench -p rpc-runtime --bench peers`. Knobs (environment): `BENCH_ROUNDS` (5),
 //! `BENCH_CALLS` (calls per level over RabbitMQ, 20,000; five times that in process),
 //! `BENCH_SEQ_CALLS` (sequential calls, a quarter of `BENCH_CALLS`), `BENCH_GROUPS`
+//! (`metrics` adds a table of this framework with metrics off and on)
 //! (`in-process,rabbit,escaping`; `escaping` times the envelope's one-pass JSON escaping against
 //! two serde_json passes; `rabbit` includes the notification rows, and `notify` runs only them
 //! with the raw loop's casts beside them), `BENCH_OSLO=0` (leave oslo.messaging out), `BENCH_ONLY_OURS=1` or
@@ -31,6 +32,7 @@ mod chart;
 mod escaping;
 mod in_process;
 mod measure;
+mod metrics_cost;
 mod notify;
 mod oslo;
 mod rabbit;
@@ -43,6 +45,8 @@ use report::{Group, Row};
 struct Selection {
     in_process: bool,
     escaping: bool,
+    /// Metrics off against on (`metrics`).
+    metrics: bool,
     rabbit: bool,
     /// The notification rows (in `rabbit`, or alone as `notify`).
     notify: bool,
@@ -59,6 +63,7 @@ impl Selection {
         Self {
             in_process: groups.split(',').any(|g| g.trim() == "in-process"),
             escaping: groups.split(',').any(|g| g.trim() == "escaping"),
+            metrics: groups.split(',').any(|g| g.trim() == "metrics"),
             rabbit: groups.split(',').any(|g| g.trim() == "rabbit"),
             notify: groups
                 .split(',')
@@ -97,7 +102,8 @@ fn main() {
     if select.escaping {
         escaping::run(smoke);
     }
-    if (select.rabbit || select.notify) && !broker_reachable() {
+    let mut metrics_over_rabbit = select.metrics;
+    if (select.rabbit || select.notify || select.metrics) && !broker_reachable() {
         // As the test harness reads it (tests/support): `true` or `1`.
         let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
         assert!(!ci, "RabbitMQ is not reachable on {}", rabbit::BROKER);
@@ -107,6 +113,7 @@ fn main() {
         );
         select.rabbit = false;
         select.notify = false;
+        metrics_over_rabbit = false;
     }
     let python = if (select.rabbit || select.notify) && select.oslo && select.peers {
         oslo::python()
@@ -298,6 +305,16 @@ fn main() {
                 format!("{topic}_oslo"),
                 format!("{topic}_oslo.oslo"),
             ])
+            .await;
+        }
+        if select.metrics {
+            metrics_cost::run(
+                rounds,
+                memory_effort,
+                rabbit_effort,
+                metrics_over_rabbit,
+                &topic,
+            )
             .await;
         }
         rows

@@ -53,6 +53,7 @@ pub const DEFAULT_OPTIONS: &[&str] = &[
     "use_json",
     "use_stderr",
     "log_color",
+    "rpc_ping_enabled",
 ];
 
 /// Topics `[upgrade_levels]` knows without being told (nova's services).
@@ -102,6 +103,9 @@ pub struct Config {
     /// by default a caller sees the failure's class, module and message, never the server's
     /// internals.
     pub logging: crate::logging::LogSettings,
+    /// `[DEFAULT] rpc_ping_enabled`: services answer oslo's `oslo_rpc_server_ping` (default
+    /// namespace, version 1.0) with `"pong"`, as oslo.messaging's servers do. Default `false`.
+    pub rpc_ping_enabled: bool,
     /// `[metrics]`: where `/metrics`, `/healthz` and `/readyz` are served (off by default).
     pub metrics: crate::metrics::MetricsSettings,
     /// `<topic>_manager` settings, by topic.
@@ -173,6 +177,7 @@ impl Default for Config {
             graceful_shutdown_timeout: Duration::from_secs(60),
             logging: crate::logging::LogSettings::default(),
             metrics: crate::metrics::MetricsSettings::default(),
+            rpc_ping_enabled: false,
             managers: BTreeMap::new(),
             database_connection: None,
             upgrade_levels: BTreeMap::new(),
@@ -613,6 +618,7 @@ fn type_settings(
             ("DEFAULT", "service_down_time") => {
                 config.service_down_time = positive(seconds()?, &invalid)?;
             }
+            ("DEFAULT", "rpc_ping_enabled") => config.rpc_ping_enabled = boolean()?,
             ("DEFAULT", "periodic_enable") => {
                 config.periodic_enable = boolean()?;
             }

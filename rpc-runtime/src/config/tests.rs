@@ -368,3 +368,15 @@ fn metrics_listen_is_an_address_and_port_or_off() {
     let loaded = load("[metrics]\nlistn = 127.0.0.1:1\n").unwrap();
     assert_eq!(loaded.warnings[0].suggestion.as_deref(), Some("listen"));
 }
+
+#[test]
+fn rpc_ping_enabled_is_oslo_s_boolean() {
+    assert!(!load("").unwrap().config.rpc_ping_enabled);
+    assert!(
+        load("[DEFAULT]\nrpc_ping_enabled = true\n")
+            .unwrap()
+            .config
+            .rpc_ping_enabled
+    );
+    assert!(load("[DEFAULT]\nrpc_ping_enabled = nope\n").is_err());
+}

@@ -293,6 +293,8 @@ pub struct Launcher {
     mode: Mode,
     /// `/metrics`, `/healthz` and `/readyz`, in the process that serves, when configured.
     metrics: Option<MetricsServer>,
+    /// Pings systemd's watchdog while the launcher lives (`WATCHDOG_USEC`).
+    watchdog: Option<tokio::task::JoinHandle<()>>,
     signals: Signals,
     stop: StopHandle,
 }
@@ -371,6 +373,7 @@ where
         build,
         mode,
         metrics,
+        watchdog: notify::spawn_watchdog(),
         signals,
         stop: StopHandle(std::sync::Arc::new(stop)),
     })
@@ -466,6 +469,14 @@ impl Launcher {
                 }
             }
             notify::notify("READY=1");
+        }
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.abort();
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Readiness through systemd's notify protocol: a `READY=1` datagram to the socket `NOTIFY_SOCKET`
-//! names (a path, or `@name` for an abstract socket). Without the variable nothing is sent.
+//! names (a path, or `@name` for an abstract socket), and `WATCHDOG=1` pings when systemd sets
+//! `WATCHDOG_USEC` (`WatchdogSec=`). Without the variable nothing is sent.
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
 
 /// Sends `state` (`READY=1`, `STOPPING=1`, `RELOADING=1`) when `NOTIFY_SOCKET` is set.
 pub(crate) fn notify(state: &str) {
@@ -13,6 +15,39 @@ pub(crate) fn notify(state: &str) {
     if let Err(error) = send(&socket, state) {
         tracing::warn!(%error, socket, state, "could not notify the service manager");
     }
+}
+
+/// The watchdog interval systemd asks for (`WATCHDOG_USEC`, when `WATCHDOG_PID` is unset or
+/// this process), and the notify socket to ping.
+fn watchdog_interval() -> Option<Duration> {
+    std::env::var_os("NOTIFY_SOCKET")?;
+    if let Some(pid) = std::env::var_os("WATCHDOG_PID")
+        && pid.to_str().and_then(|p| p.parse::<u32>().ok()) != Some(std::process::id())
+    {
+        return None;
+    }
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    (usec > 0).then(|| Duration::from_micros(usec))
+}
+
+/// Pings systemd's watchdog (`WATCHDOG=1`) at half the interval it asks for, for as long as the
+/// returned task runs: a process whose runtime stops turning stops pinging, and systemd restarts
+/// it. `None` without `WATCHDOG_USEC`.
+pub(crate) fn spawn_watchdog() -> Option<tokio::task::JoinHandle<()>> {
+    let interval = watchdog_interval()?;
+    let every = interval / 2;
+    tracing::info!(
+        ?interval,
+        "pinging the systemd watchdog every half interval"
+    );
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            notify("WATCHDOG=1");
+        }
+    }))
 }
 
 fn send(socket: &str, state: &str) -> io::Result<()> {

@@ -429,7 +429,8 @@ impl<M: Manager> Service<M> {
             endpoints,
             ServerConfig::default()
                 .with_max_concurrency(self.config.executor_thread_pool_size)
-                .with_debug(self.config.logging.debug),
+                .with_debug(self.config.logging.debug)
+                .with_ping_endpoint(self.config.rpc_ping_enabled),
         )
         .await?;
         tracing::info!("RPC server consuming");

@@ -45,6 +45,8 @@ def main():
             out["result"] = client.prepare(timeout=20, call_monitor_timeout=2).call(
                 ctxt, "slow", millis=3500
             )
+        elif s == "ping":
+            out["result"] = client.call(ctxt, "oslo_rpc_server_ping")
         elif s == "no_method":
             client.call(ctxt, "no_such_method")
         else:
