@@ -7,9 +7,15 @@
 //! rpcctl ping --transport-url URL --topic T --server host1
 //! ```
 //!
-//! A call prints its JSON result on stdout and exits 0. A remote failure prints the class,
-//! module and message on stderr and exits 1; anything else (bad arguments, no reply, no broker)
-//! exits 2.
+//! A call prints its JSON result on stdout. A remote failure prints the server's class, module
+//! and message and what was sent, on stderr (`--traceback` adds the server's traceback, which
+//! Python peers send). `--output json` prints one compact JSON document on stdout and nothing
+//! else: the result, `{"sent": true}` for a cast, or `{"error": {"kind": "remote" | "timeout" |
+//! "usage" | "transport", "class", "module", "message", "traceback", "sent": {...}}}`.
+//!
+//! Exit codes ([`Exit`]): 0 answered; 1 the server answered with a failure; 2 usage (flags,
+//! arguments that are not a JSON object); 3 no reply within `--timeout`; 4 the broker could not
+//! be reached or the transport failed.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -35,6 +41,13 @@ use crate::version::Version;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// `text` (indented JSON results, failures as sentences on stderr) or `json` (one compact
+    /// JSON document on stdout and nothing else, for `| jq`).
+    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
+    output: Output,
+    /// With a remote failure, print the server's traceback too (Python peers send one).
+    #[arg(long, global = true)]
+    traceback: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +106,41 @@ pub async fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -
     run(args, &mut out, &mut err).await
 }
 
+/// `rpcctl`'s exit codes, as its documentation lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exit {
+    /// 0: the call answered (or the cast was sent).
+    Ok = 0,
+    /// 1: the server answered with a failure (its own, `NoSuchMethod`, `UnsupportedVersion`,
+    /// invalid arguments).
+    Remote = 1,
+    /// 2: the command line is wrong (flags, arguments that are not a JSON object, a version
+    /// above the cap).
+    Usage = 2,
+    /// 3: no reply came within `--timeout`.
+    Timeout = 3,
+    /// 4: the broker could not be reached or the transport failed.
+    Transport = 4,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit as u8)
+    }
+}
+
+/// How `rpcctl` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+enum Output {
+    /// A result as indented JSON on stdout; failures as sentences on stderr.
+    #[default]
+    Text,
+    /// One compact JSON document on stdout and nothing else: the result, or
+    /// `{"error": {...}}` (the exit code tells them apart).
+    Json,
+}
+
 /// Runs `rpcctl` with these arguments, writing to `out` and `err`: what [`main`] does, testable.
 pub async fn run(
     args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
@@ -104,74 +152,245 @@ pub async fn run(
         Err(e) => {
             let _ = write!(err, "{e}");
             return if e.use_stderr() {
-                ExitCode::from(2)
+                Exit::Usage.into()
             } else {
                 ExitCode::SUCCESS
             };
         }
     };
-    match execute(cli, out).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Remote(remote)) => {
-            let _ = writeln!(
-                err,
-                "remote error {}.{}: {}",
-                remote.module, remote.class, remote.message
-            );
-            ExitCode::from(1)
+    let (output, traceback) = (cli.output, cli.traceback);
+    match execute(cli).await {
+        Ok(Some(result)) => match output {
+            Output::Text => print_pretty(out, &result),
+            Output::Json => {
+                let _ = writeln!(out, "{result}");
+            }
+        },
+        Ok(None) => {
+            if output == Output::Json {
+                let _ = writeln!(out, "{}", serde_json::json!({"sent": true}));
+            }
         }
-        Err(Failure::Other(message)) => {
-            let _ = writeln!(err, "rpcctl: {message}");
-            ExitCode::from(2)
+        Err(failure) => {
+            match output {
+                Output::Text => {
+                    let _ = writeln!(err, "{}", failure.sentence(traceback));
+                }
+                Output::Json => {
+                    let _ = writeln!(out, "{}", serde_json::json!({"error": failure.to_json()}));
+                }
+            }
+            return failure.exit().into();
         }
+    }
+    Exit::Ok.into()
+}
+
+/// What the client sent, for a failure's report.
+#[derive(Debug, Clone)]
+struct Sent {
+    method: String,
+    target: Target,
+    args: Value,
+}
+
+impl Sent {
+    fn to_json(&self) -> Value {
+        serde_json::json!({
+            "method": self.method,
+            "topic": &*self.target.topic,
+            "server": self.target.server.as_deref(),
+            "namespace": self.target.namespace.as_deref(),
+            "version": self.target.version.map(|v| v.to_string()),
+            "fanout": self.target.fanout,
+            "args": self.args,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut to = format!("topic {}", self.target.topic);
+        if let Some(server) = &self.target.server {
+            to.push_str(&format!(", server {server}"));
+        }
+        if let Some(namespace) = &self.target.namespace {
+            to.push_str(&format!(", namespace {namespace}"));
+        }
+        if let Some(version) = self.target.version {
+            to.push_str(&format!(", version {version}"));
+        }
+        format!("sent: {}({}) to {to}", self.method, self.args)
     }
 }
 
+/// Why a command failed, with what was sent when something was.
+#[derive(Debug)]
 enum Failure {
-    Remote(Box<crate::error::RemoteError>),
-    Other(String),
+    /// The server answered with a failure.
+    Remote {
+        class: String,
+        module: String,
+        message: String,
+        traceback: Vec<String>,
+        sent: Box<Sent>,
+    },
+    Usage(String),
+    Timeout {
+        message: String,
+        sent: Box<Sent>,
+    },
+    Transport(String),
 }
 
-impl From<RpcError> for Failure {
-    fn from(error: RpcError) -> Self {
+impl Failure {
+    fn from_rpc(error: RpcError, sent: &Sent) -> Self {
+        let sent = Box::new(sent.clone());
+        let remote = |class: &str, module: &str, message: String| Self::Remote {
+            class: class.to_owned(),
+            module: module.to_owned(),
+            message,
+            traceback: Vec::new(),
+            sent: sent.clone(),
+        };
         match error {
-            RpcError::Remote(remote) => Self::Remote(remote),
-            other => Self::Other(crate::error::chain(&other)),
+            RpcError::Remote(failure) => Self::Remote {
+                class: failure.class,
+                module: failure.module,
+                message: failure.message,
+                traceback: failure.traceback,
+                sent,
+            },
+            error @ RpcError::NoSuchMethod { .. } => {
+                remote("NoSuchMethod", OSLO_DISPATCHER, error.to_string())
+            }
+            error @ RpcError::UnsupportedVersion { .. } => {
+                remote("UnsupportedVersion", OSLO_DISPATCHER, error.to_string())
+            }
+            error @ RpcError::InvalidArguments { .. } => remote(
+                "InvalidArguments",
+                crate::error::RUNTIME_MODULE,
+                error.to_string(),
+            ),
+            error @ RpcError::Timeout { .. } => Self::Timeout {
+                message: error.to_string(),
+                sent,
+            },
+            error @ RpcError::Transport(_) => Self::Transport(crate::error::chain(&error)),
+            other => Self::Usage(crate::error::chain(&other)),
+        }
+    }
+
+    fn exit(&self) -> Exit {
+        match self {
+            Self::Remote { .. } => Exit::Remote,
+            Self::Usage(_) => Exit::Usage,
+            Self::Timeout { .. } => Exit::Timeout,
+            Self::Transport(_) => Exit::Transport,
+        }
+    }
+
+    fn sentence(&self, with_traceback: bool) -> String {
+        match self {
+            Self::Remote {
+                class,
+                module,
+                message,
+                traceback,
+                sent,
+            } => {
+                let mut text = format!(
+                    "remote error {module}.{class}: {message}\n  {}",
+                    sent.describe()
+                );
+                if with_traceback && !traceback.is_empty() {
+                    text.push_str("\n  the server's traceback:\n");
+                    for line in traceback {
+                        text.push_str("    ");
+                        text.push_str(line.trim_end());
+                        text.push('\n');
+                    }
+                } else if !traceback.is_empty() {
+                    text.push_str(&format!(
+                        "\n  (the server sent a traceback of {} lines: --traceback shows it)",
+                        traceback.len()
+                    ));
+                }
+                text.trim_end().to_owned()
+            }
+            Self::Timeout { message, sent } => format!("rpcctl: {message}\n  {}", sent.describe()),
+            Self::Usage(message) | Self::Transport(message) => format!("rpcctl: {message}"),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Self::Remote {
+                class,
+                module,
+                message,
+                traceback,
+                sent,
+            } => serde_json::json!({
+                "kind": "remote", "class": class, "module": module, "message": message,
+                "traceback": traceback, "sent": sent.to_json(),
+            }),
+            Self::Timeout { message, sent } => serde_json::json!({
+                "kind": "timeout", "message": message, "sent": sent.to_json(),
+            }),
+            Self::Usage(message) => serde_json::json!({"kind": "usage", "message": message}),
+            Self::Transport(message) => {
+                serde_json::json!({"kind": "transport", "message": message})
+            }
         }
     }
 }
 
-async fn execute(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
+/// The module oslo names its dispatcher's failures by.
+const OSLO_DISPATCHER: &str = "oslo_messaging.rpc.dispatcher";
+
+/// Runs the command: `Some(result)` for a call, `None` for a cast.
+async fn execute(cli: Cli) -> Result<Option<Value>, Failure> {
     let ctx = Context::new();
     match cli.command {
         Command::Call(invocation) => {
-            let (client, method, args) = prepare(&invocation).await?;
-            let result: Value = client.call(&ctx, &method, &args).await?;
-            print(out, &result)
+            let (client, sent) = prepare(&invocation).await?;
+            let result: Value = client
+                .call(&ctx, &sent.method, &sent.args)
+                .await
+                .map_err(|e| Failure::from_rpc(e, &sent))?;
+            Ok(Some(result))
         }
         Command::Cast(invocation) => {
-            let (client, method, args) = prepare(&invocation).await?;
-            client.cast(&ctx, &method, &args).await?;
-            Ok(())
+            let (client, sent) = prepare(&invocation).await?;
+            client
+                .cast(&ctx, &sent.method, &sent.args)
+                .await
+                .map_err(|e| Failure::from_rpc(e, &sent))?;
+            Ok(None)
         }
         Command::Ping(common) => {
             let target = target(&common)
                 .with_namespace("baseapi")
                 .with_version(Version::new(1, 0));
+            let sent = Sent {
+                method: "ping".to_owned(),
+                target: target.clone(),
+                args: serde_json::json!({"arg": "rpcctl"}),
+            };
             let client = client(&common, target).await?;
             let result: Value = client
-                .call(&ctx, "ping", &serde_json::json!({"arg": "rpcctl"}))
-                .await?;
-            print(out, &result)
+                .call(&ctx, &sent.method, &sent.args)
+                .await
+                .map_err(|e| Failure::from_rpc(e, &sent))?;
+            Ok(Some(result))
         }
     }
 }
 
-async fn prepare(invocation: &Invocation) -> Result<(Client, String, Value), Failure> {
+async fn prepare(invocation: &Invocation) -> Result<(Client, Sent), Failure> {
     let args: Value = serde_json::from_str(&invocation.args)
-        .map_err(|e| Failure::Other(format!("the arguments must be a JSON object: {e}")))?;
+        .map_err(|e| Failure::Usage(format!("the arguments must be a JSON object: {e}")))?;
     if !args.is_object() {
-        return Err(Failure::Other(
+        return Err(Failure::Usage(
             "the arguments must be a JSON object".to_owned(),
         ));
     }
@@ -182,8 +401,13 @@ async fn prepare(invocation: &Invocation) -> Result<(Client, String, Value), Fai
     if let Some(namespace) = &invocation.namespace {
         target = target.with_namespace(namespace.as_str());
     }
-    let client = client(&invocation.common, target).await?;
-    Ok((client, invocation.method.clone(), args))
+    let client = client(&invocation.common, target.clone()).await?;
+    let sent = Sent {
+        method: invocation.method.clone(),
+        target,
+        args,
+    };
+    Ok((client, sent))
 }
 
 fn target(common: &Common) -> Target {
@@ -198,21 +422,26 @@ fn target(common: &Common) -> Target {
 }
 
 async fn client(common: &Common, target: Target) -> Result<Client, Failure> {
-    let timeout = Duration::try_from_secs_f64(common.timeout).map_err(|_| {
-        Failure::Other(format!(
-            "--timeout must be a positive number of seconds, not {}",
-            common.timeout
-        ))
-    })?;
+    let timeout = Duration::try_from_secs_f64(common.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            Failure::Usage(format!(
+                "--timeout must be a positive number of seconds, not {}",
+                common.timeout
+            ))
+        })?;
     let transport = crate::transport::connect(&common.transport_url)
         .await
-        .map_err(|e| Failure::Other(crate::error::chain(&e)))?;
+        .map_err(|e| Failure::Transport(crate::error::chain(&e)))?;
     Ok(Client::new(transport, target).prepare(CallOptions::new().timeout(timeout)))
 }
 
-fn print(out: &mut impl Write, value: &Value) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Other(e.to_string()))?;
-    writeln!(out, "{text}").map_err(|e| Failure::Other(e.to_string()))
+fn print_pretty(out: &mut impl Write, value: &Value) {
+    // A closed stdout (`rpcctl call … | head -1`) is no failure of the call.
+    if let Ok(text) = serde_json::to_string_pretty(value) {
+        let _ = writeln!(out, "{text}");
+    }
 }
 
 /// The configuration flags every service binary takes (oslo.config's `--config-file`, plus the

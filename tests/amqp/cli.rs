@@ -49,6 +49,12 @@ async fn rpcctl_calls_casts_and_reports_errors() {
     let (code, _, err) = rpcctl(&refuse).await;
     assert_eq!(code, ExitCode::from(1));
     assert!(err.contains("Refused: refused: full"), "{err}");
+    assert!(
+        err.contains(&format!(
+            r#"sent: refuse({{"reason":"full"}}) to topic {topic}"#
+        )),
+        "what was sent: {err}"
+    );
 
     let mut bad = vec!["call"];
     bad.extend(common);
@@ -62,10 +68,106 @@ async fn rpcctl_calls_casts_and_reports_errors() {
     ping.extend(common);
     ping.extend(["--timeout", "5"]);
     let (code, _, err) = rpcctl(&ping).await;
-    assert_eq!(code, ExitCode::from(2));
+    assert_eq!(
+        code,
+        ExitCode::from(1),
+        "the server answered UnsupportedVersion"
+    );
     assert!(err.contains("does not support RPC version 1.0"), "{err}");
 
     let (code, _, err) = rpcctl(&["call", "--topic", "t", "m"]).await;
     assert_eq!(code, ExitCode::from(2));
     assert!(err.contains("--transport-url"), "{err}");
+}
+
+#[tokio::test]
+async fn rpcctl_output_json_is_one_document_and_exit_codes_say_what_happened() {
+    let Some(vhost) = Vhost::create("rpcctl-json") else {
+        return;
+    };
+    let served = serve(&vhost, "", &["h1"]).await;
+    let url = vhost.url("");
+    let topic = served.topic.clone();
+    let json = |words: &[&str]| {
+        let mut argv = vec!["--output", "json"];
+        argv.extend_from_slice(&words[..1]);
+        argv.extend(["--transport-url", url.as_str(), "--topic", topic.as_str()]);
+        argv.extend_from_slice(&words[1..]);
+        argv.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    /// One compact JSON document on stdout, nothing on stderr.
+    async fn one_document(argv: Vec<String>) -> (ExitCode, serde_json::Value) {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let (code, out, err) = rpcctl(&argv).await;
+        assert_eq!(err, "", "nothing but the document");
+        assert_eq!(out.lines().count(), 1, "one compact line: {out}");
+        (code, serde_json::from_str(&out).expect("a JSON document"))
+    }
+
+    let (code, result) = one_document(json(&["call", "echo", r#"{"value": [1, "x"]}"#])).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(result["value"], serde_json::json!([1, "x"]));
+    assert_eq!(result["host"], "h1");
+
+    let (code, sent) = one_document(json(&[
+        "cast",
+        "--version",
+        "1.1",
+        "note",
+        r#"{"value": 1}"#,
+    ]))
+    .await;
+    assert_eq!(
+        (code, sent),
+        (ExitCode::SUCCESS, serde_json::json!({"sent": true}))
+    );
+
+    let (code, failed) = one_document(json(&["call", "refuse", r#"{"reason": "full"}"#])).await;
+    assert_eq!(code, ExitCode::from(1));
+    let error = &failed["error"];
+    assert_eq!(error["kind"], "remote", "{failed}");
+    assert_eq!(error["class"], "Refused");
+    assert_eq!(error["message"], "refused: full");
+    assert_eq!(error["sent"]["method"], "refuse");
+    assert_eq!(error["sent"]["topic"], topic.as_str());
+    assert_eq!(error["sent"]["args"], serde_json::json!({"reason": "full"}));
+
+    let (code, failed) = one_document(json(&["call", "nope"])).await;
+    assert_eq!(code, ExitCode::from(1));
+    assert_eq!(failed["error"]["class"], "NoSuchMethod", "{failed}");
+
+    let (code, failed) = one_document(json(&[
+        "call",
+        "--timeout",
+        "0.3",
+        "slow",
+        r#"{"millis": 3000, "value": 1}"#,
+    ]))
+    .await;
+    assert_eq!(code, ExitCode::from(3), "{failed}");
+    assert_eq!(failed["error"]["kind"], "timeout");
+    assert_eq!(failed["error"]["sent"]["method"], "slow");
+
+    let (code, failed) = one_document(json(&["call", "echo", "[1]"])).await;
+    assert_eq!(code, ExitCode::from(2));
+    assert_eq!(failed["error"]["kind"], "usage");
+
+    // Nothing listens on port 1: the transport fails, exit 4.
+    let (code, failed) = one_document(vec![
+        "--output".into(),
+        "json".into(),
+        "call".into(),
+        "--transport-url".into(),
+        "rabbit://guest:guest@127.0.0.1:1/".into(),
+        "--topic".into(),
+        "t".into(),
+        "m".into(),
+    ])
+    .await;
+    assert_eq!(code, ExitCode::from(4), "{failed}");
+    assert_eq!(failed["error"]["kind"], "transport");
+    assert!(
+        !failed.to_string().contains("guest:guest"),
+        "no password: {failed}"
+    );
 }

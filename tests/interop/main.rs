@@ -303,6 +303,54 @@ async fn rust_client_calls_a_python_oslo_server() {
         other => panic!("unexpected {other:?}"),
     }
 
+    // rpcctl reads a Python peer's failure as clearly as a Rust one's: class, the server's
+    // message, what was sent; the traceback on request.
+    let rpcctl = |extra: &'static [&'static str]| {
+        let (url, topic) = (url.clone(), topic.clone());
+        async move {
+            let mut argv = vec!["rpcctl".to_owned()];
+            argv.extend(extra.iter().map(|a| (*a).to_owned()));
+            argv.extend(
+                [
+                    "call",
+                    "--transport-url",
+                    &url,
+                    "--topic",
+                    &topic,
+                    "--version",
+                    "1.1",
+                ]
+                .map(str::to_owned),
+            );
+            argv.extend(["fail", r#"{"message": "boom"}"#].map(str::to_owned));
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = rpc_runtime::cli::run(argv, &mut out, &mut err).await;
+            (
+                code,
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+            )
+        }
+    };
+    let (code, _, err) = rpcctl(&[]).await;
+    assert_eq!(code, std::process::ExitCode::from(1));
+    assert!(
+        err.starts_with("remote error builtins.ValueError: boom\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"sent: fail({"message":"boom"}) to topic "#),
+        "{err}"
+    );
+    assert!(err.contains("--traceback shows it"), "{err}");
+    let (_, _, err) = rpcctl(&["--traceback"]).await;
+    assert!(err.contains("raise ValueError"), "{err}");
+    let (_, out, _) = rpcctl(&["--output", "json"]).await;
+    let failed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(failed["error"]["class"], "ValueError", "{failed}");
+    assert_eq!(failed["error"]["module"], "builtins");
+    assert_eq!(failed["error"]["message"], "boom");
+
     let seen: serde_json::Map<String, Value> = v11.call(&ctx, "whoami", &json!({})).await.unwrap();
     assert_eq!(seen["user_id"], "u-rust");
     assert_eq!(seen["project_id"], "p-rust");
