@@ -1,11 +1,17 @@
-//! `rpcctl`, for operators and tests: call, cast or ping a service over any transport.
+//! `rpcctl`, for operators and tests: call, cast, ping or describe a service over any transport.
 //!
 //! ```text
 //! rpcctl call --transport-url rabbit://guest:guest@127.0.0.1:5672/ --topic scheduler \
 //!             --server host1 --version 4.0 select_destinations '{"spec": {}}'
 //! rpcctl cast --transport-url URL --topic T --fanout update_instance_info '{"host": "h"}'
 //! rpcctl ping --transport-url URL --topic T --server host1
+//! rpcctl describe --transport-url URL --topic T [--server host1]
 //! ```
+//!
+//! Before a call or cast, `rpcctl` asks the server to [describe itself](crate::introspection)
+//! and, when it does (a server of this runtime; oslo peers do not), refuses a method or argument
+//! name the server does not have, naming those it has, before anything is sent (`--no-check`
+//! sends anyway).
 //!
 //! A call prints its JSON result on stdout. A remote failure prints the server's class, module
 //! and message and what was sent, on stderr (`--traceback` adds the server's traceback, which
@@ -28,6 +34,7 @@ use serde_json::Value;
 use crate::client::{CallOptions, Client};
 use crate::context::Context;
 use crate::error::RpcError;
+use crate::introspection::{self, MethodDescription, ServerDescription};
 use crate::target::Target;
 use crate::version::Version;
 
@@ -58,6 +65,8 @@ enum Command {
     Cast(Invocation),
     /// Call the base API's `ping` (namespace `baseapi`, version 1.0).
     Ping(Common),
+    /// Print what a server serves: its endpoints, versions, aliases, methods and arguments.
+    Describe(Common),
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +101,10 @@ struct Invocation {
     /// Cast to every server on the topic.
     #[arg(long)]
     fanout: bool,
+    /// Send without first asking the server to describe itself (by default a server that
+    /// describes itself has the method and argument names checked before anything is sent).
+    #[arg(long)]
+    no_check: bool,
     /// The method.
     method: String,
     /// The arguments, a JSON object.
@@ -160,17 +173,24 @@ pub async fn run(
     };
     let (output, traceback) = (cli.output, cli.traceback);
     match execute(cli).await {
-        Ok(Some(result)) => match output {
+        Ok(Outcome::Answered(result)) => match output {
             Output::Text => print_pretty(out, &result),
             Output::Json => {
                 let _ = writeln!(out, "{result}");
             }
         },
-        Ok(None) => {
+        Ok(Outcome::Sent) => {
             if output == Output::Json {
                 let _ = writeln!(out, "{}", serde_json::json!({"sent": true}));
             }
         }
+        Ok(Outcome::Described(description)) => match output {
+            Output::Text => print_description(out, &description),
+            Output::Json => {
+                let json = serde_json::to_string(&description).unwrap_or_default();
+                let _ = writeln!(out, "{json}");
+            }
+        },
         Err(failure) => {
             match output {
                 Output::Text => {
@@ -347,25 +367,41 @@ impl Failure {
 /// The module oslo names its dispatcher's failures by.
 const OSLO_DISPATCHER: &str = "oslo_messaging.rpc.dispatcher";
 
-/// Runs the command: `Some(result)` for a call, `None` for a cast.
-async fn execute(cli: Cli) -> Result<Option<Value>, Failure> {
+/// What a command did.
+enum Outcome {
+    /// A call's result.
+    Answered(Value),
+    /// A cast went out.
+    Sent,
+    /// A server's description.
+    Described(ServerDescription),
+}
+
+/// Runs the command.
+async fn execute(cli: Cli) -> Result<Outcome, Failure> {
     let ctx = Context::new();
     match cli.command {
         Command::Call(invocation) => {
             let (client, sent) = prepare(&invocation).await?;
+            if !invocation.no_check {
+                check(&client, &sent).await?;
+            }
             let result: Value = client
                 .call(&ctx, &sent.method, &sent.args)
                 .await
                 .map_err(|e| Failure::from_rpc(e, &sent))?;
-            Ok(Some(result))
+            Ok(Outcome::Answered(result))
         }
         Command::Cast(invocation) => {
             let (client, sent) = prepare(&invocation).await?;
+            if !invocation.no_check && !invocation.fanout {
+                check(&client, &sent).await?;
+            }
             client
                 .cast(&ctx, &sent.method, &sent.args)
                 .await
                 .map_err(|e| Failure::from_rpc(e, &sent))?;
-            Ok(None)
+            Ok(Outcome::Sent)
         }
         Command::Ping(common) => {
             let target = target(&common)
@@ -381,9 +417,162 @@ async fn execute(cli: Cli) -> Result<Option<Value>, Failure> {
                 .call(&ctx, &sent.method, &sent.args)
                 .await
                 .map_err(|e| Failure::from_rpc(e, &sent))?;
-            Ok(Some(result))
+            Ok(Outcome::Answered(result))
+        }
+        Command::Describe(common) => {
+            let target = target(&common)
+                .with_namespace(introspection::NAMESPACE)
+                .with_version(introspection::VERSION);
+            let sent = Sent {
+                method: introspection::METHOD.to_owned(),
+                target: target.clone(),
+                args: serde_json::json!({}),
+            };
+            let client = client(&common, target).await?;
+            let description: ServerDescription = client
+                .call(&ctx, &sent.method, &sent.args)
+                .await
+                .map_err(|e| Failure::from_rpc(e, &sent))?;
+            Ok(Outcome::Described(description))
         }
     }
+}
+
+/// Asks the server to describe itself; `None` when it does not (an oslo peer, an older server)
+/// or does not answer within five seconds.
+async fn describe(client: &Client) -> Result<Option<ServerDescription>, Failure> {
+    let target = client
+        .target()
+        .clone()
+        .with_namespace(introspection::NAMESPACE)
+        .with_version(introspection::VERSION);
+    let asking = Client::new(std::sync::Arc::clone(client.transport()), target)
+        .prepare(CallOptions::new().timeout(client.timeout().min(Duration::from_secs(5))));
+    match asking
+        .call::<ServerDescription>(
+            &Context::new(),
+            introspection::METHOD,
+            &serde_json::json!({}),
+        )
+        .await
+    {
+        Ok(description) => Ok(Some(description)),
+        Err(RpcError::Transport(error)) => Err(Failure::Transport(crate::error::chain(&error))),
+        Err(error) => {
+            tracing::debug!(error = %crate::error::chain(&error), "the server does not describe itself");
+            Ok(None)
+        }
+    }
+}
+
+/// Checks the method and argument names against the server's description, when it has one.
+async fn check(client: &Client, sent: &Sent) -> Result<(), Failure> {
+    let Some(description) = describe(client).await? else {
+        return Ok(());
+    };
+    check_against(&description, sent).map_err(Failure::Usage)
+}
+
+/// Why `sent` cannot work against `description`, naming the names that exist.
+fn check_against(description: &ServerDescription, sent: &Sent) -> Result<(), String> {
+    let namespace = sent.target.namespace.as_deref();
+    let methods: Vec<&MethodDescription> = description
+        .endpoints
+        .iter()
+        .filter(|e| e.namespace.as_deref() == namespace)
+        .flat_map(|e| e.methods.iter())
+        .collect();
+    let in_namespace = match namespace {
+        Some(namespace) => format!("namespace {namespace}"),
+        None => "the default namespace".to_owned(),
+    };
+    let Some(method) = methods.iter().find(|m| m.name == sent.method) else {
+        let names: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+        let hint = crate::suggest::closest(&sent.method, &names)
+            .map(|name| format!("; did you mean `{name}`?"))
+            .unwrap_or_default();
+        return Err(format!(
+            "topic {} has no method `{}` in {in_namespace} (nothing was sent); it has: {}{hint}",
+            description.topic,
+            sent.method,
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            },
+        ));
+    };
+    let known: Vec<&str> = method.args.iter().map(|a| a.name.as_str()).collect();
+    let given: Vec<&str> = sent
+        .args
+        .as_object()
+        .map(|args| args.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    for name in &given {
+        if !known.contains(name) {
+            let hint = crate::suggest::closest(name, &known)
+                .map(|k| format!("; did you mean `{k}`?"))
+                .unwrap_or_default();
+            return Err(format!(
+                "`{}` has no argument `{name}` (nothing was sent): {}{hint}",
+                method.name,
+                method.signature()
+            ));
+        }
+    }
+    let missing: Vec<&str> = method
+        .args
+        .iter()
+        .filter(|a| !a.optional && !given.contains(&a.name.as_str()))
+        .map(|a| a.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "`{}` needs {} (nothing was sent): {}",
+            method.name,
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            method.signature()
+        ));
+    }
+    Ok(())
+}
+
+/// `describe` as a person reads it.
+fn print_description(out: &mut impl Write, description: &ServerDescription) {
+    let mut text = format!("topic {}", description.topic);
+    if let Some(server) = &description.server {
+        text.push_str(&format!(", server {server}"));
+    }
+    text.push('\n');
+    for endpoint in &description.endpoints {
+        let namespace = endpoint.namespace.as_deref().unwrap_or("(default)");
+        text.push_str(&format!(
+            "\n{} — namespace {namespace}, version {}",
+            endpoint.name, endpoint.version
+        ));
+        if !endpoint.aliases.is_empty() {
+            let aliases: Vec<String> = endpoint
+                .aliases
+                .iter()
+                .map(|(name, version)| format!("{name}={version}"))
+                .collect();
+            text.push_str(&format!(", aliases {}", aliases.join(" ")));
+        }
+        text.push('\n');
+        for method in &endpoint.methods {
+            text.push_str(&format!(
+                "  {} {}  since {}\n",
+                method.kind,
+                method.signature(),
+                method.since
+            ));
+        }
+    }
+    let _ = write!(out, "{text}");
 }
 
 async fn prepare(invocation: &Invocation) -> Result<(Client, Sent), Failure> {

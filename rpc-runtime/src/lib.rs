@@ -32,6 +32,7 @@ mod dispatch;
 mod endpoint;
 pub mod envelope;
 mod error;
+pub mod introspection;
 pub mod launcher;
 pub mod logging;
 pub mod metrics;

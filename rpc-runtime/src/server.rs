@@ -14,6 +14,7 @@ use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
 use crate::envelope::Reply;
 use crate::error::TransportError;
+use crate::introspection::DescribeEndpoint;
 use crate::metrics::{Refusal, ServedMethod, VersionLabel};
 use crate::ping::PingEndpoint;
 use crate::target::Target;
@@ -36,6 +37,10 @@ pub struct ServerConfig {
     /// Whether the server answers oslo's `oslo_rpc_server_ping` (`[DEFAULT] rpc_ping_enabled`):
     /// default namespace, version 1.0, after every other endpoint, `"pong"`. Default `false`.
     pub ping_endpoint: bool,
+    /// Whether the server describes itself ([`introspection`](crate::introspection): namespace
+    /// `rpc_introspection`, `describe`), for `rpcctl describe` and `rpcctl call`'s checks.
+    /// Default `true`.
+    pub introspection: bool,
 }
 
 /// The default [`ServerConfig::max_message_size`]: 16 MiB, far above what control-plane calls
@@ -49,6 +54,7 @@ impl Default for ServerConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             debug: false,
             ping_endpoint: false,
+            introspection: true,
         }
     }
 }
@@ -73,6 +79,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_ping_endpoint(mut self, enabled: bool) -> Self {
         self.ping_endpoint = enabled;
+        self
+    }
+
+    /// Sets whether the server describes itself (see [`introspection`](crate::introspection)).
+    #[must_use]
+    pub fn with_introspection(mut self, enabled: bool) -> Self {
+        self.introspection = enabled;
         self
     }
 
@@ -128,6 +141,10 @@ impl RpcServer {
     ) -> Result<Self, TransportError> {
         if config.ping_endpoint {
             endpoints.push(Arc::new(PingEndpoint));
+        }
+        if config.introspection {
+            let describe = DescribeEndpoint::new(&target, &endpoints);
+            endpoints.push(Arc::new(describe));
         }
         let max_concurrency = config.max_concurrency.max(1);
         let listener = transport

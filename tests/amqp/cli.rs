@@ -132,7 +132,7 @@ async fn rpcctl_output_json_is_one_document_and_exit_codes_say_what_happened() {
     assert_eq!(error["sent"]["topic"], topic.as_str());
     assert_eq!(error["sent"]["args"], serde_json::json!({"reason": "full"}));
 
-    let (code, failed) = one_document(json(&["call", "nope"])).await;
+    let (code, failed) = one_document(json(&["call", "--no-check", "nope"])).await;
     assert_eq!(code, ExitCode::from(1));
     assert_eq!(failed["error"]["class"], "NoSuchMethod", "{failed}");
 
@@ -170,4 +170,76 @@ async fn rpcctl_output_json_is_one_document_and_exit_codes_say_what_happened() {
         !failed.to_string().contains("guest:guest"),
         "no password: {failed}"
     );
+}
+
+#[tokio::test]
+async fn rpcctl_describe_and_the_checks_before_a_call() {
+    let Some(vhost) = Vhost::create("rpcctl-describe") else {
+        return;
+    };
+    let served = serve(&vhost, "", &["h1"]).await;
+    let url = vhost.url("");
+    let topic = served.topic.clone();
+    let with = |words: &[&str]| {
+        let mut argv = words[..1].to_vec();
+        argv.extend(["--transport-url", url.as_str(), "--topic", topic.as_str()]);
+        argv.extend_from_slice(&words[1..]);
+        argv.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    async fn run(argv: Vec<String>) -> (ExitCode, String, String) {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        rpcctl(&argv).await
+    }
+
+    let (code, out, err) = run(with(&["describe", "--server", "h1"])).await;
+    assert_eq!(code, ExitCode::SUCCESS, "{err}");
+    assert!(
+        out.starts_with(&format!("topic {topic}, server h1\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("Worker — namespace (default), version 1.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  call echo(value: serde_json::Value)  since 1.0"),
+        "{out}"
+    );
+    assert!(out.contains("  cast note(value: i64)  since 1.1"), "{out}");
+
+    let mut json = vec!["--output".to_owned(), "json".to_owned()];
+    json.extend(with(&["describe"]));
+    let (code, out, _) = run(json).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    let description: rpc_runtime::introspection::ServerDescription =
+        serde_json::from_str(&out).expect("a description");
+    let worker = &description.endpoints[0];
+    assert_eq!(
+        (worker.name.as_str(), worker.version.as_str()),
+        ("Worker", "1.1")
+    );
+    let slow = worker
+        .methods
+        .iter()
+        .find(|m| m.name == "slow")
+        .expect("slow");
+    let args: Vec<&str> = slow.args.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(args, ["millis", "value"]);
+
+    // Mistyped names are caught before anything is sent, naming what exists.
+    let (code, _, err) = run(with(&["call", "ecko", r#"{"value": 1}"#])).await;
+    assert_eq!(code, ExitCode::from(2), "{err}");
+    assert!(err.contains("has no method `ecko`"), "{err}");
+    assert!(err.contains("did you mean `echo`?"), "{err}");
+    let (code, _, err) = run(with(&["call", "echo", r#"{"valeu": 1}"#])).await;
+    assert_eq!(code, ExitCode::from(2), "{err}");
+    assert!(err.contains("`echo` has no argument `valeu`"), "{err}");
+    assert!(err.contains("did you mean `value`?"), "{err}");
+    let (code, _, err) = run(with(&["call", "slow", r#"{"millis": 1}"#])).await;
+    assert_eq!(code, ExitCode::from(2), "{err}");
+    assert!(err.contains("`slow` needs `value`"), "{err}");
+    // --no-check sends it anyway: the server's own answer.
+    let (code, _, err) = run(with(&["call", "--no-check", "ecko", "{}"])).await;
+    assert_eq!(code, ExitCode::from(1), "{err}");
+    assert!(err.contains("NoSuchMethod"), "{err}");
 }
