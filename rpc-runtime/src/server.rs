@@ -122,6 +122,10 @@ pub struct RpcServer {
     consumer: JoinHandle<()>,
     /// Cleared when the consumer ends, for whatever reason.
     consuming: Arc<AtomicBool>,
+    /// Stops consuming the shared topic queue, when the transport can.
+    drain: Option<crate::transport::Drain>,
+    /// Set once [`drain`](Self::drain) was asked for.
+    draining: Arc<AtomicBool>,
     slots: Arc<Semaphore>,
     max_concurrency: usize,
 }
@@ -162,6 +166,7 @@ impl RpcServer {
             topic: Arc::clone(&target.topic),
         });
         let consuming = Arc::new(AtomicBool::new(true));
+        let drain = listener.drain_handle();
         let consumer = tokio::spawn(consume(
             listener,
             serving,
@@ -175,9 +180,33 @@ impl RpcServer {
             stop,
             consumer,
             consuming,
+            drain,
+            draining: Arc::new(AtomicBool::new(false)),
             slots,
             max_concurrency,
         })
+    }
+
+    /// Drains: stops taking requests from the topic's shared queue, which the other servers of
+    /// the topic then serve alone, while the requests in flight finish and the server's own
+    /// queue (`topic.server`) and the fanout are still consumed. For an orchestrator emptying a
+    /// node before stopping it; [`stop`](Self::stop) ends the rest. Draining twice is draining.
+    ///
+    /// # Errors
+    ///
+    /// The broker did not take the consumer's cancellation.
+    pub async fn drain(&self) -> Result<(), TransportError> {
+        self.draining.store(true, Ordering::Relaxed);
+        if let Some(drain) = &self.drain {
+            drain.run().await?;
+        }
+        tracing::info!(topic = %self.target.topic, "draining: no longer consuming the shared topic queue");
+        Ok(())
+    }
+
+    /// Whether [`drain`](Self::drain) was asked for.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Whether the server takes requests now: its consumer runs and its transport is connected.
@@ -189,6 +218,7 @@ impl RpcServer {
     pub(crate) fn probe(&self) -> ServerProbe {
         ServerProbe {
             consuming: Arc::clone(&self.consuming),
+            draining: Arc::clone(&self.draining),
             transport: Arc::clone(&self.transport),
         }
     }
@@ -227,6 +257,7 @@ impl RpcServer {
 #[derive(Debug, Clone)]
 pub(crate) struct ServerProbe {
     consuming: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
     transport: Arc<dyn Transport>,
 }
 
@@ -234,6 +265,11 @@ impl ServerProbe {
     /// The consumer runs and the transport is connected.
     pub(crate) fn is_consuming(&self) -> bool {
         self.consuming.load(Ordering::Relaxed) && self.transport.is_connected()
+    }
+
+    /// The server drains (no longer takes from the shared topic queue).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
 

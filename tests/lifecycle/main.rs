@@ -522,3 +522,87 @@ async fn sigterm_lets_a_running_notification_finish_and_leaves_the_rest_queued()
     drop(vhost);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr2_drains_the_shared_queue_and_keeps_the_rest() {
+    let Some((vhost, dir, url)) = on_rabbit("lifecycle-drain").await else {
+        return;
+    };
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_at = format!("metrics.listen=127.0.0.1:{metrics_port}");
+    let (socket_path, socket) = notify_socket(&dir);
+    let mut drained = Fixture::spawn(
+        &fixture_args(&url, &["--host", "drain-a", "--set", &metrics_at]),
+        Some(&socket_path),
+        &dir,
+    );
+    assert_eq!(notified(&socket).await, "READY=1", "{}", drained.log());
+    let other_dir = scratch("lifecycle-drain-b");
+    let (other_socket_path, other_socket) = notify_socket(&other_dir);
+    let other = Fixture::spawn(
+        &fixture_args(&url, &["--host", "drain-b"]),
+        Some(&other_socket_path),
+        &other_dir,
+    );
+    assert_eq!(notified(&other_socket).await, "READY=1", "{}", other.log());
+    let client = client(&vhost, Duration::from_secs(30)).await;
+
+    // A slow call in flight on the node to drain, through its own queue.
+    let on_a = client.prepare(CallOptions::new().server("drain-a"));
+    let slow = tokio::spawn({
+        let on_a = on_a.clone();
+        async move {
+            let args = serde_json::json!({"ms": 1500, "value": 7});
+            on_a.call::<i64>(&Context::new(), "slow", &args).await
+        }
+    });
+    let mut stdout = drained.stdout.take().unwrap();
+    let (started, stdout) = tokio::task::spawn_blocking(move || {
+        let started = read_started(&mut stdout, 1);
+        (started, stdout)
+    })
+    .await
+    .unwrap();
+    assert_eq!(started, vec![7]);
+    drained.stdout = Some(stdout);
+
+    drained.signal(nix::sys::signal::Signal::SIGUSR2);
+    let (one_left, vhost) = tokio::task::spawn_blocking(move || {
+        let left = vhost.wait_for_consumers("launched", 1, Duration::from_secs(30));
+        (left, vhost)
+    })
+    .await
+    .unwrap();
+    assert!(
+        one_left,
+        "the shared queue keeps one consumer: {}",
+        drained.log()
+    );
+
+    // What was running finishes; the shared topic is served by the other node alone; the
+    // drained node still answers on its own queue.
+    assert_eq!(slow.await.unwrap().unwrap(), 7);
+    for _ in 0..10 {
+        let (_, host) = whoami(&client).await.unwrap();
+        assert_eq!(host, "drain-b");
+    }
+    let (pid, host) = whoami(&on_a).await.unwrap();
+    assert_eq!((pid, host.as_str()), (drained.child.id(), "drain-a"));
+    let addr = format!("127.0.0.1:{metrics_port}").parse().unwrap();
+    let (status, body) =
+        tokio::task::spawn_blocking(move || rpc_integration_tests::scrape::get(addr, "/readyz"))
+            .await
+            .unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+
+    stop_cleanly(drained).await;
+    stop_cleanly(other).await;
+    drop(vhost);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other_dir);
+}

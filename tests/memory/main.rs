@@ -39,6 +39,46 @@ async fn transports_from_one_memory_url_reach_each_other() {
 }
 
 #[tokio::test]
+async fn a_drained_server_leaves_the_shared_topic_and_keeps_its_own_queue() {
+    let url = format!("memory://{}", unique_name("drain"));
+    let mut servers = Vec::new();
+    for host in ["h1", "h2"] {
+        servers.push(
+            RpcServer::start(
+                rpc_runtime::connect(&url).await.unwrap(),
+                EchoClient::target().with_server(host),
+                vec![Arc::new(Echo { host: host.into() })],
+                ServerConfig::default(),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    servers[0].drain().await.unwrap();
+    assert!(servers[0].is_draining() && !servers[1].is_draining());
+    let client = EchoClient::new(rpc_runtime::connect(&url).await.unwrap());
+    for _ in 0..6 {
+        let reply = client
+            .echo(&Context::new(), serde_json::json!(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply["host"], "h2",
+            "the shared topic goes to the other server only"
+        );
+    }
+    let own = client.prepare(rpc_runtime::CallOptions::new().server("h1"));
+    let reply = own
+        .echo(&Context::new(), serde_json::json!(1))
+        .await
+        .unwrap();
+    assert_eq!(reply["host"], "h1", "its own queue is still served");
+    for server in servers {
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
 async fn different_memory_urls_are_isolated() {
     let a = format!("memory://{}", unique_name("a"));
     let b = format!("memory://{}", unique_name("b"));

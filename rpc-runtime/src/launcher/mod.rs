@@ -6,8 +6,11 @@
 //! finish within `graceful_shutdown_timeout`, leave the service group and return the exit code
 //! (0, or 2 when work was abandoned at the timeout); SIGHUP reloads the configuration and restarts
 //! the services (the workers, in the parent) when the process is a daemon (stdin is not a
-//! terminal), and stops a foreground process as SIGTERM does, as oslo.service does. Readiness is
-//! sent to `NOTIFY_SOCKET` (sd_notify) when it is set.
+//! terminal), and stops a foreground process as SIGTERM does, as oslo.service does. SIGUSR2
+//! drains: the RPC servers stop taking requests from their shared topic queues and keep serving
+//! the rest (the parent passes it to its workers). Readiness is sent to `NOTIFY_SOCKET`
+//! (sd_notify) when it is set, and `WATCHDOG=1` at half of `WATCHDOG_USEC`. With `[metrics]
+//! listen` set, the serving process answers `/metrics`, `/healthz` and `/readyz` there.
 //!
 //! ```no_run
 //! use rpc_runtime::launcher::{self, Services};
@@ -40,6 +43,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use self::signals::{Event, Signals};
 use self::workers::{WORKER_VAR, Workers};
+use crate::error::TransportError;
 use crate::metrics::{MetricsServer, ReadinessCheck};
 use crate::service::{Manager, Service, ServiceError, StopOutcome};
 use crate::transport::BoxFuture;
@@ -199,6 +203,15 @@ impl Services {
         })
     }
 
+    /// Drains every service (each RPC server stops taking from its shared topic queue).
+    async fn drain(&mut self) {
+        for service in &mut self.services {
+            if let Err(error) = service.drain().await {
+                tracing::error!(service = %service.name(), error = %crate::error::chain(&error), "could not drain");
+            }
+        }
+    }
+
     /// Stops every service at once; `TimedOut` if any abandoned work.
     async fn stop(&mut self) -> StopOutcome {
         let stops = self.services.iter_mut().map(|s| s.stop());
@@ -222,6 +235,10 @@ trait Runnable: Send {
     fn readiness(&self) -> Option<ReadinessCheck> {
         None
     }
+    /// Stops taking requests from shared queues (nothing to do for most).
+    fn drain(&mut self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
     fn start(&mut self) -> BoxFuture<'_, Result<(), ServiceError>>;
     fn stop(&mut self) -> BoxFuture<'_, StopOutcome>;
 }
@@ -237,6 +254,10 @@ impl<M: Manager> Runnable for Service<M> {
 
     fn readiness(&self) -> Option<ReadinessCheck> {
         self.readiness_check()
+    }
+
+    fn drain(&mut self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(Service::drain(self))
     }
 
     fn start(&mut self) -> BoxFuture<'_, Result<(), ServiceError>> {
@@ -414,6 +435,21 @@ impl Launcher {
                     }
                 }
             };
+            if event == Event::Drain {
+                match &mut self.mode {
+                    Mode::InProcess(services) => {
+                        tracing::info!("SIGUSR2: draining the services");
+                        services.drain().await;
+                    }
+                    Mode::Parent(workers) => {
+                        tracing::info!("SIGUSR2: draining the workers");
+                        for pid in workers.pids() {
+                            workers::send(pid, nix::sys::signal::Signal::SIGUSR2);
+                        }
+                    }
+                }
+                continue;
+            }
             let reload = event == Event::Reload && signals::is_daemon();
             if event == Event::Reload && !reload {
                 tracing::info!("SIGHUP in the foreground: stopping, as for SIGTERM");

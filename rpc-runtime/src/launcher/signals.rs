@@ -9,13 +9,16 @@ pub(crate) enum Event {
     Stop,
     /// SIGHUP: reload the configuration and restart.
     Reload,
+    /// SIGUSR2: drain (stop taking requests from shared topic queues; keep serving the rest).
+    Drain,
 }
 
-/// Listens for SIGTERM, SIGINT and SIGHUP.
+/// Listens for SIGTERM, SIGINT, SIGHUP and SIGUSR2.
 pub(crate) struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
     /// Set by a [`StopHandle`](super::StopHandle): stop as for SIGTERM.
     requested: tokio::sync::watch::Receiver<bool>,
 }
@@ -26,6 +29,7 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            usr2: signal(SignalKind::user_defined2())?,
             requested,
         })
     }
@@ -36,6 +40,7 @@ impl Signals {
             _ = self.term.recv() => Event::Stop,
             _ = self.int.recv() => Event::Stop,
             _ = self.hup.recv() => Event::Reload,
+            _ = self.usr2.recv() => Event::Drain,
             _ = self.requested.wait_for(|stop| *stop) => Event::Stop,
         }
     }

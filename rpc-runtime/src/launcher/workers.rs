@@ -203,13 +203,15 @@ fn spawn_worker(index: usize) -> Result<(Child, Option<tokio::process::ChildStdi
 
 /// Sends SIGTERM to `pid`.
 pub(crate) fn terminate(pid: u32) {
+    send(pid, nix::sys::signal::Signal::SIGTERM);
+}
+
+/// Sends `signal` to a worker; a worker already gone is logged.
+pub(crate) fn send(pid: u32, signal: nix::sys::signal::Signal) {
     let Ok(pid) = i32::try_from(pid) else {
         return;
     };
-    if let Err(error) = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    ) {
-        tracing::warn!(%error, pid, "could not signal a worker");
+    if let Err(error) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+        tracing::warn!(%error, pid, %signal, "could not signal a worker");
     }
 }

@@ -317,6 +317,11 @@ impl<M: Manager> Service<M> {
             let (probe, registry, name) = (probe.clone(), Arc::clone(&registry), Arc::clone(&name));
             let (host, binary) = (Arc::clone(&host), Arc::clone(&binary));
             Box::pin(async move {
+                if probe.is_draining() {
+                    return Err(format!(
+                        "{name}: draining (no longer taking requests from the shared topic queue)"
+                    ));
+                }
                 if !probe.is_consuming() {
                     return Err(format!(
                         "{name}: the RPC server is not consuming (the broker connection is down, or it stopped)"
@@ -339,6 +344,19 @@ impl<M: Manager> Service<M> {
                 }
             })
         }))
+    }
+
+    /// Drains its RPC server ([`RpcServer::drain`]): no new requests from the shared topic
+    /// queue, the rest goes on until [`stop`](Self::stop). Nothing to do before it started.
+    ///
+    /// # Errors
+    ///
+    /// The broker did not take the consumer's cancellation.
+    pub async fn drain(&self) -> Result<(), TransportError> {
+        match &self.running {
+            Some(running) => running.server.drain().await,
+            None => Ok(()),
+        }
     }
 
     /// Watches the heartbeat loop (counts, last row, last failure).

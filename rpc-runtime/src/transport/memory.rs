@@ -369,6 +369,24 @@ struct Subscription {
     topic: String,
 }
 
+impl Subscription {
+    /// Stops this consumer taking from the shared topic queue; its own queue and the fanout stay.
+    fn drain(&self) -> crate::transport::Drain {
+        let (broker, id) = (self.broker.clone(), self.id);
+        let (exchange, topic) = (self.exchange.clone(), self.topic.clone());
+        crate::transport::Drain::new(move || {
+            if let Some(broker) = broker.upgrade()
+                && let Some(queue) = lock(&broker.queues)
+                    .get_mut(&exchange)
+                    .and_then(|by_key| by_key.get_mut(&topic))
+            {
+                queue.consumers.retain(|c| c.id != id);
+            }
+            Box::pin(std::future::ready(Ok(())))
+        })
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         let Some(broker) = self.broker.upgrade() else {
@@ -511,7 +529,10 @@ impl Transport for MemoryTransport {
         let (tx, rx) = mpsc::unbounded_channel();
         let exchange = target.exchange.as_deref().unwrap_or(DEFAULT_EXCHANGE);
         let subscription = self.broker.subscribe(exchange, target, &tx);
-        Box::pin(std::future::ready(Ok(Listener::new(rx, subscription))))
+        let drain = subscription.drain();
+        Box::pin(std::future::ready(Ok(
+            Listener::new(rx, subscription).with_drain(drain)
+        )))
     }
 
     fn notify<'a>(

@@ -430,10 +430,36 @@ impl RecentIds {
     }
 }
 
+/// Stops a server's listener consuming the shared topic queue (see [`Listener::drain_handle`]).
+#[derive(Clone)]
+pub(crate) struct Drain(
+    Arc<dyn Fn() -> BoxFuture<'static, Result<(), TransportError>> + Send + Sync>,
+);
+
+impl Drain {
+    pub(crate) fn new(
+        drain: impl Fn() -> BoxFuture<'static, Result<(), TransportError>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(drain))
+    }
+
+    /// Drains; once done, the shared queue's consumer is cancelled.
+    pub(crate) async fn run(&self) -> Result<(), TransportError> {
+        (self.0)().await
+    }
+}
+
+impl fmt::Debug for Drain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Drain")
+    }
+}
+
 /// The stream of messages for one server. Dropping the listener stops consuming.
 pub struct Listener {
     rx: mpsc::UnboundedReceiver<Delivery>,
     recent: Arc<RecentIds>,
+    drain: Option<Drain>,
     _subscription: Box<dyn Send + Sync>,
 }
 
@@ -453,8 +479,21 @@ impl Listener {
         Self {
             rx,
             recent: Arc::default(),
+            drain: None,
             _subscription: Box::new(subscription),
         }
+    }
+
+    /// With a way to stop consuming the shared topic queue while the rest goes on.
+    pub(crate) fn with_drain(mut self, drain: Drain) -> Self {
+        self.drain = Some(drain);
+        self
+    }
+
+    /// What drains this listener, kept apart from it (the server moves the listener into its
+    /// consumer task); `None` for a listener that cannot drain (notifications).
+    pub(crate) fn drain_handle(&self) -> Option<Drain> {
+        self.drain.clone()
     }
 
     /// Stops taking deliveries and gives back what was received but not yet taken, for the
@@ -464,6 +503,7 @@ impl Listener {
         let Self {
             mut rx,
             recent,
+            drain: _,
             _subscription,
         } = self;
         rx.close();

@@ -32,13 +32,16 @@ pub(super) struct ListenerSpec {
     pub(super) consuming: Mutex<Option<Consuming>>,
     /// Set when the listener is dropped, so the end of its consumers is expected.
     pub(super) stopping: AtomicBool,
+    /// Set when the server drains: the shared topic queue is no longer consumed (its consumer
+    /// cancelled, and not restored on a reconnect); the server's own queue and fanout still are.
+    pub(super) draining: AtomicBool,
 }
 
 /// A listener's consumers on one session.
 pub(super) struct Consuming {
     channel: Channel,
     acks: Arc<ChannelAcks>,
-    tags: Vec<String>,
+    tags: Vec<(ListenerQueue, String)>,
 }
 
 /// What a listener is for.
@@ -94,11 +97,37 @@ enum ListenerQueue {
 }
 
 impl ListenerSpec {
+    /// Stops consuming the shared topic queue (an RPC server draining): what it delivered
+    /// before the cancel is still handed to the server; its own queue and fanout stay.
+    pub(super) async fn drain(&self) -> Result<(), TransportError> {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let topic = lock(&self.consuming).as_mut().and_then(|consuming| {
+            let index = consuming
+                .tags
+                .iter()
+                .position(|(queue, _)| *queue == ListenerQueue::Topic)?;
+            let (_, tag) = consuming.tags.remove(index);
+            Some((consuming.channel.clone(), tag))
+        });
+        if let Some((channel, tag)) = topic {
+            channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await
+                .map_err(|e| broker("basic_cancel", &e))?;
+        }
+        Ok(())
+    }
+
     /// The queues this listener consumes: the server queue only when it has a server name.
     fn queues(&self) -> Vec<ListenerQueue> {
         match &self.consumes {
             Consumes::Server { target, .. } => {
-                let mut queues = vec![ListenerQueue::Topic];
+                let mut queues = Vec::with_capacity(3);
+                if !self.draining.load(Ordering::SeqCst) {
+                    queues.push(ListenerQueue::Topic);
+                }
                 if target.server.is_some() {
                     queues.push(ListenerQueue::Server);
                 }
@@ -200,6 +229,9 @@ impl Inner {
                     && session.connection.status().connected()
                     && channel.status().connected() =>
             {
+                if let Some(metrics) = crate::metrics::get() {
+                    metrics.consumer_cancelled(super::METRICS_NAME);
+                }
                 tracing::warn!(
                     what,
                     "the broker cancelled a consumer (its queue deleted or moved); declaring and \
@@ -251,10 +283,11 @@ impl Inner {
         let acks = Arc::new(ChannelAcks::default());
         let mut tags = Vec::new();
         for &queue in &queues {
-            tags.push(
+            tags.push((
+                queue,
                 self.consume_listener_queue(session, &channel, &acks, listener, queue)
                     .await?,
-            );
+            ));
         }
         *lock(&listener.consuming) = Some(Consuming {
             channel,
@@ -380,10 +413,12 @@ impl Inner {
                 });
             })
             .await;
-            let Some(spec) = spec
-                .upgrade()
-                .filter(|s| !s.stopping.load(Ordering::SeqCst))
-            else {
+            // Its end is expected when the listener stops, or drains its shared queue.
+            let expected = |s: &ListenerSpec| {
+                s.stopping.load(Ordering::SeqCst)
+                    || (queue == ListenerQueue::Topic && s.draining.load(Ordering::SeqCst))
+            };
+            let Some(spec) = spec.upgrade().filter(|s| !expected(s)) else {
                 return;
             };
             if let Some(session) = inner.resumable(generation, ended, &channel, "server queue") {
@@ -418,8 +453,8 @@ impl Inner {
             match resumed {
                 Ok(Ok(tag)) => {
                     if let Some(consuming) = lock(&listener.consuming).as_mut() {
-                        consuming.tags.retain(|t| t != old_tag);
-                        consuming.tags.push(tag);
+                        consuming.tags.retain(|(_, t)| t != old_tag);
+                        consuming.tags.push((queue, tag));
                     }
                 }
                 _ => {
@@ -441,9 +476,6 @@ impl Inner {
         }
         let current = self.session.borrow().as_ref().map(|s| s.generation);
         if current == Some(generation) {
-            if let Some(metrics) = crate::metrics::get() {
-                metrics.consumer_cancelled(super::METRICS_NAME);
-            }
             tracing::warn!(what, "a consumer stopped; reconnecting to restore it");
         }
         self.report_broken(generation);
@@ -533,7 +565,7 @@ impl Drop for Unsubscribe {
         let inner = self.inner.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                for tag in tags {
+                for (_, tag) in tags {
                     let _ = channel
                         .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                         .await;

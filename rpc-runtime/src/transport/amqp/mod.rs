@@ -600,17 +600,29 @@ impl Inner {
             tx,
             consuming: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         });
         let session = current_session(&self.session, CAST_CONNECT_WAIT).await?;
         self.consume_listener(&session, &spec).await?;
         lock(&self.listeners).push(Arc::downgrade(&spec));
+        let draining = Arc::downgrade(&spec);
+        let drain = crate::transport::Drain::new(move || {
+            let spec = draining.clone();
+            Box::pin(async move {
+                match spec.upgrade() {
+                    Some(spec) => spec.drain().await,
+                    None => Ok(()),
+                }
+            })
+        });
         Ok(Listener::new(
             rx,
             Unsubscribe {
                 spec,
                 inner: Arc::downgrade(self),
             },
-        ))
+        )
+        .with_drain(drain))
     }
 }
 
