@@ -92,6 +92,36 @@ impl Context {
         }
     }
 
+    /// The W3C trace context the request carries (`traceparent`), when it carries a valid one.
+    pub fn traceparent(&self) -> Option<crate::trace::TraceParent> {
+        self.extra
+            .get(crate::trace::CONTEXT_KEY)
+            .and_then(Value::as_str)
+            .and_then(|text| text.parse().ok())
+    }
+
+    /// Sets the trace context calls made with this context carry.
+    #[must_use]
+    pub fn with_traceparent(mut self, parent: crate::trace::TraceParent) -> Self {
+        self.set_traceparent(parent);
+        self
+    }
+
+    /// Starts a new trace: calls made with this context carry it, and the servers they reach
+    /// continue it.
+    #[must_use]
+    pub fn with_new_trace(self) -> Self {
+        self.with_traceparent(crate::trace::TraceParent::new_root())
+    }
+
+    /// Sets the trace context in place.
+    pub fn set_traceparent(&mut self, parent: crate::trace::TraceParent) {
+        self.extra.insert(
+            crate::trace::CONTEXT_KEY.to_owned(),
+            Value::String(parent.to_string()),
+        );
+    }
+
     /// Sets the user id.
     #[must_use]
     pub fn with_user(mut self, user_id: impl Into<String>) -> Self {

@@ -46,6 +46,7 @@ mod server;
 pub mod service;
 pub mod suggest;
 mod target;
+pub mod trace;
 pub mod transport;
 pub mod upgrade;
 mod version;

@@ -18,6 +18,7 @@ use crate::introspection::DescribeEndpoint;
 use crate::metrics::{Refusal, ServedMethod, VersionLabel};
 use crate::ping::PingEndpoint;
 use crate::target::Target;
+use crate::trace::TraceParent;
 use crate::transport::{ListenOptions, Listener, Message, ReplyTo, Transport};
 
 /// How a server runs.
@@ -369,7 +370,7 @@ async fn handle(message: Message, serving: &Serving) {
         refused(Refusal::undecodable);
         return;
     };
-    let (request, reply_to) = incoming.into_parts();
+    let (mut request, reply_to) = incoming.into_parts();
     let ctx = &request.context;
     let span = tracing::info_span!(
         "rpc.request",
@@ -380,7 +381,11 @@ async fn handle(message: Message, serving: &Serving) {
         user_id = ctx.user_id.as_deref(),
         project_id = ctx.project_id.as_deref(),
         msg_id = reply_to.as_ref().map(|r| r.msg_id()),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+        parent_span_id = tracing::field::Empty,
     );
+    continue_trace(&mut request, &span);
     let remaining = match request.deadline {
         None => None,
         Some(deadline) => match deadline.duration_since(SystemTime::now()) {
@@ -477,6 +482,33 @@ async fn handle(message: Message, serving: &Serving) {
     {
         span.in_scope(|| tracing::warn!(%error, "could not send the reply"));
     }
+}
+
+/// Continues the caller's trace (or starts one when the span is recorded): the span records the
+/// ids, and the method's context carries this request's span as the parent of its own calls.
+fn continue_trace(request: &mut crate::envelope::Request<'_>, span: &tracing::Span) {
+    let parent = request.context.traceparent();
+    // With OpenTelemetry's layer, its span (a child of the caller's) has the ids.
+    #[cfg(feature = "otlp")]
+    let exported = if span.is_disabled() {
+        None
+    } else {
+        crate::trace::otel_child(span, parent)
+    };
+    #[cfg(not(feature = "otlp"))]
+    let exported: Option<TraceParent> = None;
+    let own = match (exported, parent) {
+        (Some(own), _) => own,
+        (None, Some(parent)) => parent.child(),
+        (None, None) if !span.is_disabled() => TraceParent::new_root(),
+        (None, None) => return,
+    };
+    span.record("trace_id", own.trace_id());
+    span.record("span_id", own.span_id());
+    if let Some(parent) = parent {
+        span.record("parent_span_id", parent.span_id());
+    }
+    request.context.to_mut().set_traceparent(own);
 }
 
 /// The server's backtrace where a failure is answered, as oslo's `tb` lines (debug only).

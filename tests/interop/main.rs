@@ -303,6 +303,48 @@ async fn rust_client_calls_a_python_oslo_server() {
         other => panic!("unexpected {other:?}"),
     }
 
+    // Rust -> Python -> Rust keeps one trace: the Python server passes the context on as it
+    // received it, the last Rust server continues the trace as a child span.
+    let relayed_topic = rpc_integration_tests::unique_name("relayed");
+    let (notes_tx, _notes) = mpsc::unbounded_channel();
+    let relayed = RpcServer::start(
+        rpc_runtime::connect(&url).await.unwrap(),
+        Target::new(relayed_topic.as_str()).with_server("r1"),
+        vec![Arc::new(Interop {
+            host: "r1".into(),
+            notes: notes_tx,
+        })],
+        ServerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let traced = ctx.clone().with_new_trace();
+    let sent = traced.traceparent().unwrap();
+    let seen: serde_json::Map<String, Value> = v11
+        .call(&traced, "relay", &json!({"topic": relayed_topic}))
+        .await
+        .unwrap();
+    let arrived: rpc_runtime::trace::TraceParent = seen["traceparent"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no traceparent through Python: {seen:?}"))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        arrived.trace_id(),
+        sent.trace_id(),
+        "one trace id end to end"
+    );
+    assert_ne!(
+        arrived.span_id(),
+        sent.span_id(),
+        "the last server's own span"
+    );
+    assert_eq!(
+        seen["user_id"], "u-rust",
+        "the rest of the context came through too"
+    );
+    relayed.stop().await;
+
     // rpcctl reads a Python peer's failure as clearly as a Rust one's: class, the server's
     // message, what was sent; the traceback on request.
     let rpcctl = |extra: &'static [&'static str]| {

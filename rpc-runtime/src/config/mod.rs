@@ -65,6 +65,9 @@ const RABBIT_SECTION: &str = "oslo_messaging_rabbit";
 const UPGRADE_SECTION: &str = "upgrade_levels";
 const DATABASE_SECTION: &str = "database";
 const METRICS_SECTION: &str = "metrics";
+const TRACING_SECTION: &str = "tracing";
+/// The `[tracing]` options this runtime reads.
+pub const TRACING_OPTIONS: &[&str] = &["otlp_endpoint"];
 /// The `[metrics]` options this runtime reads.
 pub const METRICS_OPTIONS: &[&str] = &["listen"];
 
@@ -679,6 +682,10 @@ fn type_settings(
                 config.metrics.listen = Some(addr);
             }
             (METRICS_SECTION, _) => warn(METRICS_OPTIONS, false),
+            (TRACING_SECTION, "otlp_endpoint") => {
+                config.logging.otlp_endpoint = Some(value).filter(|v| !v.is_empty());
+            }
+            (TRACING_SECTION, _) => warn(TRACING_OPTIONS, false),
             (DATABASE_SECTION, "connection") if value.is_empty() => {}
             (DATABASE_SECTION, "connection") => {
                 config.database_connection = Some(DatabaseUrl::new(value));

@@ -380,3 +380,27 @@ fn rpc_ping_enabled_is_oslo_s_boolean() {
     );
     assert!(load("[DEFAULT]\nrpc_ping_enabled = nope\n").is_err());
 }
+
+#[test]
+fn the_otlp_endpoint_is_read_from_its_own_section() {
+    let c = load("[tracing]\notlp_endpoint = http://collector:4318\n")
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.logging.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+    assert_eq!(
+        load("[tracing]\notlp_endpoint =\n")
+            .unwrap()
+            .config
+            .logging
+            .otlp_endpoint,
+        None
+    );
+    let loaded = load("[tracing]\notlp_endpont = x\n").unwrap();
+    assert_eq!(
+        loaded.warnings[0].suggestion.as_deref(),
+        Some("otlp_endpoint")
+    );
+}

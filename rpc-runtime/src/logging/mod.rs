@@ -28,6 +28,10 @@ use std::path::PathBuf;
 mod subscriber;
 #[cfg(feature = "logging")]
 pub use subscriber::{LoggingError, init};
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(feature = "otlp")]
+pub use otlp::flush_traces;
 
 /// oslo.log's options this runtime reads (`[DEFAULT]`). Every field has oslo's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,6 +50,10 @@ pub struct LogSettings {
     /// `log_color`: `Some(false)` never colours; otherwise standard error is coloured when it is
     /// a terminal (and `NO_COLOR` is not set). A file is never coloured.
     pub log_color: Option<bool>,
+    /// `[tracing] otlp_endpoint`: where spans are exported over OTLP/HTTP (a base URL,
+    /// `http://collector:4318`), with the `otlp` feature. `None`: the `OTEL_EXPORTER_OTLP_*`
+    /// variables decide, and without them nothing is exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl LogSettings {

@@ -38,6 +38,12 @@ pub enum LoggingError {
     /// The process already has a global `tracing` subscriber.
     #[error("logging is already set up in this process")]
     AlreadySet,
+    /// The OpenTelemetry exporter could not be built (a malformed endpoint).
+    #[error("cannot export traces over OTLP: {reason}")]
+    Otlp {
+        /// Why.
+        reason: String,
+    },
 }
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
@@ -69,8 +75,25 @@ pub fn init(
         }
         None => layers.push(layer(settings.use_json, stderr_colour, std::io::stderr)),
     }
+    #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+    let mut all: Vec<BoxedLayer> = vec![Box::new(
+        layers.with_filter(filter(settings, default_level)),
+    )];
+    #[cfg(feature = "otlp")]
+    if let Some(traces) = super::otlp::layer(settings.otlp_endpoint.as_deref(), program)? {
+        all.push(Box::new(
+            traces.with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        ));
+    }
+    #[cfg(not(feature = "otlp"))]
+    if settings.otlp_endpoint.is_some() {
+        eprintln!(
+            "warning: [tracing] otlp_endpoint is set, but this program was built without \
+             rpc-runtime's `otlp` feature: no traces are exported"
+        );
+    }
     tracing_subscriber::registry()
-        .with(layers.with_filter(filter(settings, default_level)))
+        .with(all)
         .try_init()
         .map_err(|_| LoggingError::AlreadySet)
 }

@@ -16,6 +16,9 @@ class Failure(Exception):
 class Endpoint:
     target = messaging.Target(version="1.1")
 
+    def __init__(self, transport):
+        self.transport = transport
+
     def echo(self, ctxt, value):
         return value
 
@@ -27,6 +30,13 @@ class Endpoint:
 
     def whoami(self, ctxt):
         return ctxt
+
+    def relay(self, ctxt, topic):
+        """Calls `whoami` on `topic` with the context received, as a service calling onward."""
+        onward = messaging.get_rpc_client(
+            self.transport, messaging.Target(topic=topic, version="1.0"), timeout=15
+        )
+        return onward.call(ctxt, "whoami")
 
     def slow(self, ctxt, millis):
         time.sleep(millis / 1000.0)
@@ -42,7 +52,7 @@ def main():
     cfg.CONF([], project="interop", default_config_files=[])
     transport = messaging.get_rpc_transport(cfg.CONF, url=args.url)
     target = messaging.Target(topic=args.topic, server=args.server)
-    server = messaging.get_rpc_server(transport, target, [Endpoint()], executor="threading")
+    server = messaging.get_rpc_server(transport, target, [Endpoint(transport)], executor="threading")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
