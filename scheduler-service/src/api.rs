@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use rpc_runtime::VersionedObject;
 use serde::{Deserialize, Serialize};
 
+/// The binary the scheduler registers under.
+pub const SCHEDULER_BINARY: &str = "nova-scheduler";
+
 /// An amount of each resource the scheduler places: what an instance asks for, what a host has.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {

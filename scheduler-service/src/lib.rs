@@ -16,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod compute;
 pub mod error;
+pub mod legacy_api;
 pub mod manager;
 pub mod notifications;
 pub mod rpcapi;

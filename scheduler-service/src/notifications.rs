@@ -16,9 +16,9 @@ use rpc_runtime::registry::ServiceRecord;
 use rpc_runtime::{Context, Transport, VersionedObject};
 
 use crate::api::RequestSpec;
+use crate::api::SCHEDULER_BINARY;
 use crate::error::SettingError;
-use crate::manager::LegacyRequestSpec;
-use crate::wiring::SCHEDULER_BINARY;
+use crate::legacy_api::LegacyRequestSpec;
 
 /// nova's `[notifications] notification_format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -15,8 +15,7 @@ use crate::rpcapi::scheduler::capacity_reports;
 use crate::scheduler::{COMPUTE_BINARY, Scheduler};
 use crate::settings::Settings;
 
-/// The binary the scheduler registers under.
-pub const SCHEDULER_BINARY: &str = "nova-scheduler";
+pub use crate::api::SCHEDULER_BINARY;
 
 /// Why the services could not be built.
 #[derive(Debug, thiserror::Error)]
