@@ -206,3 +206,37 @@ impl ArgDescriptor {
         }
     }
 }
+
+/// An endpoint whose every method answers one JSON value fixed when it was made, whatever the
+/// arguments: oslo's `oslo_rpc_server_ping` ("pong") and a server's description of itself.
+#[derive(Debug)]
+pub(crate) struct FixedAnswer {
+    descriptor: &'static EndpointDescriptor,
+    answer: JsonText,
+}
+
+impl FixedAnswer {
+    /// Answers `answer` to each method of `descriptor`.
+    pub(crate) fn new(descriptor: &'static EndpointDescriptor, answer: JsonText) -> Self {
+        Self { descriptor, answer }
+    }
+}
+
+impl Endpoint for FixedAnswer {
+    fn descriptor(&self) -> &EndpointDescriptor {
+        self.descriptor
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        _ctx: Context,
+        method: &'a str,
+        _args: Args,
+    ) -> BoxFuture<'a, Result<JsonText, RemoteError>> {
+        let result = match self.descriptor.method(method) {
+            Some(_) => Ok(self.answer.clone()),
+            None => Err(RemoteError::no_such_method(method)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}

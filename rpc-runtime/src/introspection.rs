@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Context;
-use crate::endpoint::{Endpoint, EndpointDescriptor, MethodDescriptor, MethodKind};
-use crate::envelope::{Args, JsonText};
-use crate::error::RemoteError;
+use std::sync::Arc;
+
+use crate::endpoint::{Endpoint, EndpointDescriptor, FixedAnswer, MethodDescriptor, MethodKind};
+use crate::envelope::JsonText;
 use crate::target::Target;
-use crate::transport::BoxFuture;
 use crate::version::Version;
 
 /// The namespace of the `describe` method.
@@ -169,47 +168,20 @@ static DESCRIPTOR: EndpointDescriptor = EndpointDescriptor::new(
     )],
 );
 
-/// Answers `describe` with the description made when the server started.
-#[derive(Debug)]
-pub(crate) struct DescribeEndpoint {
-    description: JsonText,
-}
-
-impl DescribeEndpoint {
-    /// Describes `endpoints`, served on `target`.
-    pub(crate) fn new(target: &Target, endpoints: &[std::sync::Arc<dyn Endpoint>]) -> Self {
-        let description = ServerDescription {
-            topic: target.topic.to_string(),
-            server: target.server.as_deref().map(str::to_owned),
-            endpoints: endpoints
-                .iter()
-                .map(|e| EndpointDescription::of(e.descriptor()))
-                .collect(),
-        };
-        // Strings and maps of strings always serialize.
-        let description =
-            JsonText::from_serialize(&description).unwrap_or_else(|_| JsonText::null());
-        Self { description }
-    }
-}
-
-impl Endpoint for DescribeEndpoint {
-    fn descriptor(&self) -> &EndpointDescriptor {
-        &DESCRIPTOR
-    }
-
-    fn invoke<'a>(
-        &'a self,
-        _ctx: Context,
-        method: &'a str,
-        _args: Args,
-    ) -> BoxFuture<'a, Result<JsonText, RemoteError>> {
-        let result = match method {
-            METHOD => Ok(self.description.clone()),
-            other => Err(RemoteError::no_such_method(other)),
-        };
-        Box::pin(std::future::ready(result))
-    }
+/// The `describe` endpoint of a server serving `endpoints` on `target`: the description is made
+/// once, when the server starts.
+pub(crate) fn describe_endpoint(target: &Target, endpoints: &[Arc<dyn Endpoint>]) -> FixedAnswer {
+    let description = ServerDescription {
+        topic: target.topic.to_string(),
+        server: target.server.as_deref().map(str::to_owned),
+        endpoints: endpoints
+            .iter()
+            .map(|e| EndpointDescription::of(e.descriptor()))
+            .collect(),
+    };
+    // Strings and maps of strings always serialize.
+    let description = JsonText::from_serialize(&description).unwrap_or_else(|_| JsonText::null());
+    FixedAnswer::new(&DESCRIPTOR, description)
 }
 
 #[cfg(test)]

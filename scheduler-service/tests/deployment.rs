@@ -354,7 +354,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_probes_are_served_where_metrics_listen_says() {
-    use rpc_integration_tests::scrape::{get, sample};
+    use rpc_integration_tests::scrape::{assert_at_least, get, sample};
     let Some(vhost) = Vhost::create("sched-metrics") else {
         return;
     };
@@ -420,40 +420,36 @@ async fn metrics_and_probes_are_served_where_metrics_listen_says() {
         );
         assert_eq!(selected, Some(1.0), "{text}");
         // The scheduler called the compute agent to claim, as a client.
-        let claims = sample(&text, "rpc_client_requests_total", &[("topic", "compute")]);
-        assert!(claims >= Some(2.0), "{text}");
-        assert!(
-            sample(
-                &text,
-                "rpc_registry_operation_duration_seconds_count",
-                &[("operation", "create")]
-            ) >= Some(1.0),
-            "{text}"
+        assert_at_least(
+            &text,
+            "rpc_client_requests_total",
+            &[("topic", "compute")],
+            2.0,
         );
-        assert!(
-            sample(
-                &text,
-                "rpc_transport_connections",
-                &[("transport", "rabbit")]
-            ) >= Some(1.0),
-            "{text}"
+        assert_at_least(
+            &text,
+            "rpc_registry_operation_duration_seconds_count",
+            &[("operation", "create")],
+            1.0,
+        );
+        assert_at_least(
+            &text,
+            "rpc_transport_connections",
+            &[("transport", "rabbit")],
+            1.0,
         );
         let (_, compute_text) = get(compute_addr, "/metrics");
-        assert!(
-            sample(
-                &compute_text,
-                "rpc_server_requests_total",
-                &[("topic", "compute")]
-            ) >= Some(2.0),
-            "{compute_text}"
+        assert_at_least(
+            &compute_text,
+            "rpc_server_requests_total",
+            &[("topic", "compute")],
+            2.0,
         );
-        assert!(
-            sample(
-                &compute_text,
-                "rpc_registry_operation_duration_seconds_count",
-                &[("operation", "heartbeat"), ("outcome", "ok")]
-            ) >= Some(1.0),
-            "{compute_text}"
+        assert_at_least(
+            &compute_text,
+            "rpc_registry_operation_duration_seconds_count",
+            &[("operation", "heartbeat"), ("outcome", "ok")],
+            1.0,
         );
         // The broker drops every connection: not ready until the scheduler has reconnected and
         // consumes again (kombu_reconnect_delay is a second: the gap is seen).
@@ -482,13 +478,11 @@ async fn metrics_and_probes_are_served_where_metrics_listen_says() {
         until(true);
         assert_eq!(boot(&flags, &["--count", "1"]).len(), 1);
         let (_, text) = get(scheduler_addr, "/metrics");
-        assert!(
-            sample(
-                &text,
-                "rpc_transport_reconnects_total",
-                &[("transport", "rabbit")]
-            ) >= Some(1.0),
-            "{text}"
+        assert_at_least(
+            &text,
+            "rpc_transport_reconnects_total",
+            &[("transport", "rabbit")],
+            1.0,
         );
         scheduler.stop();
         compute.stop();

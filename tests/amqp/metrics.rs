@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rpc_integration_tests::Vhost;
-use rpc_integration_tests::scrape::{self, sample};
+use rpc_integration_tests::scrape::{self, assert_at_least, sample};
 use rpc_runtime::metrics::MetricsServer;
 use rpc_runtime::{CallOptions, Context, RpcError, ServerConfig};
 use serde_json::json;
@@ -136,13 +136,11 @@ async fn real_calls_move_the_counters_a_scrape_reads() {
         count("rpc_client_timeouts_total", &[("method", "echo")]),
         None
     );
-    assert!(
-        sample(
-            &text,
-            "rpc_transport_connections",
-            &[("transport", "rabbit")]
-        ) >= Some(1.0),
-        "{text}"
+    assert_at_least(
+        &text,
+        "rpc_transport_connections",
+        &[("transport", "rabbit")],
+        1.0,
     );
 
     // The probes: alive; not ready, since no launcher set a readiness check.

@@ -61,6 +61,20 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     found
 }
 
+/// Asserts that the samples [`sample`] picks add up to at least `least`, showing the whole text
+/// when they do not.
+///
+/// # Panics
+///
+/// When they add up to less, or no sample matches.
+pub fn assert_at_least(text: &str, name: &str, labels: &[(&str, &str)], least: f64) {
+    let found = sample(text, name, labels);
+    assert!(
+        found.is_some_and(|value| value >= least),
+        "{name}{labels:?} is {found:?}, expected at least {least}, in:\n{text}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::sample;

@@ -93,6 +93,17 @@ pub(crate) enum SendKind {
     cast,
 }
 
+/// What [`Metrics::transport_event`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportEvent {
+    /// A lost connection was made again.
+    Reconnected,
+    /// The broker cancelled a consumer.
+    ConsumerCancelled,
+    /// A reply came back unroutable.
+    ReplyUnroutable,
+}
+
 /// Which transport: `rabbit` or `memory`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TransportLabel {
@@ -378,25 +389,14 @@ impl Metrics {
         }
     }
 
-    /// A lost connection was made again.
-    pub(crate) fn reconnected(&self, transport: &'static str) {
-        self.reconnects
-            .get_or_create(&TransportLabel { transport })
-            .inc();
-    }
-
-    /// The broker cancelled a consumer.
-    pub(crate) fn consumer_cancelled(&self, transport: &'static str) {
-        self.consumer_cancellations
-            .get_or_create(&TransportLabel { transport })
-            .inc();
-    }
-
-    /// A reply came back unroutable.
-    pub(crate) fn reply_unroutable(&self, transport: &'static str) {
-        self.unroutable_replies
-            .get_or_create(&TransportLabel { transport })
-            .inc();
+    /// Something happened to a transport's connection or consumers.
+    pub(crate) fn transport_event(&self, transport: &'static str, event: TransportEvent) {
+        let family = match event {
+            TransportEvent::Reconnected => &self.reconnects,
+            TransportEvent::ConsumerCancelled => &self.consumer_cancellations,
+            TransportEvent::ReplyUnroutable => &self.unroutable_replies,
+        };
+        family.get_or_create(&TransportLabel { transport }).inc();
     }
 
     /// A message delivered to this process, counted until the returned guard drops (settled).

@@ -28,7 +28,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use self::families::Metrics;
-pub(crate) use self::families::{Refusal, SendKind, ServedMethod, Unsettled, VersionLabel};
+pub(crate) use self::families::{
+    Refusal, SendKind, ServedMethod, TransportEvent, Unsettled, VersionLabel,
+};
 pub use self::http::{Health, MetricsServer, ReadinessCheck};
 
 /// `[metrics]`: where the metrics endpoint listens.

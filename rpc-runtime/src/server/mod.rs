@@ -13,8 +13,8 @@ use self::request::{Consuming, Limits, Serving, consume};
 use crate::dispatch::Dispatcher;
 use crate::endpoint::Endpoint;
 use crate::error::TransportError;
-use crate::introspection::DescribeEndpoint;
-use crate::ping::PingEndpoint;
+use crate::introspection::describe_endpoint;
+use crate::ping::ping_endpoint;
 use crate::target::Target;
 use crate::transport::{ListenOptions, Transport};
 
@@ -142,10 +142,10 @@ impl RpcServer {
         config: ServerConfig,
     ) -> Result<Self, TransportError> {
         if config.ping_endpoint {
-            endpoints.push(Arc::new(PingEndpoint));
+            endpoints.push(Arc::new(ping_endpoint()));
         }
         if config.introspection {
-            let describe = DescribeEndpoint::new(&target, &endpoints);
+            let describe = describe_endpoint(&target, &endpoints);
             endpoints.push(Arc::new(describe));
         }
         let max_concurrency = config.max_concurrency.max(1);
@@ -209,7 +209,7 @@ impl RpcServer {
 
     /// Whether the server takes requests now: its consumer runs and its transport is connected.
     pub fn is_consuming(&self) -> bool {
-        self.probe().is_consuming()
+        self.consuming.load(Ordering::Relaxed) && self.transport.is_connected()
     }
 
     /// A cheap handle that tells whether this server consumes, for readiness checks.

@@ -230,7 +230,10 @@ impl Inner {
                     && channel.status().connected() =>
             {
                 if let Some(metrics) = crate::metrics::get() {
-                    metrics.consumer_cancelled(super::METRICS_NAME);
+                    metrics.transport_event(
+                        super::METRICS_NAME,
+                        crate::metrics::TransportEvent::ConsumerCancelled,
+                    );
                 }
                 tracing::warn!(
                     what,

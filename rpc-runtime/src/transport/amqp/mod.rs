@@ -252,7 +252,10 @@ async fn supervise(inner: Arc<Inner>, mut session: Arc<Session>) {
             match Session::open(&inner.url, &inner.options, generation, first).await {
                 Ok(session) => {
                     if let Some(metrics) = crate::metrics::get() {
-                        metrics.reconnected(METRICS_NAME);
+                        metrics.transport_event(
+                            METRICS_NAME,
+                            crate::metrics::TransportEvent::Reconnected,
+                        );
                     }
                     break Arc::new(session);
                 }

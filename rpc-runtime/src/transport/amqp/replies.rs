@@ -125,7 +125,10 @@ impl ReplySink for AmqpReplySink {
             // reconnecting, or the node that refused it shutting down.
             if matches!(routed, Routed::Returned | Routed::Nacked) {
                 if let (Routed::Returned, Some(metrics)) = (&routed, crate::metrics::get()) {
-                    metrics.reply_unroutable(super::METRICS_NAME);
+                    metrics.transport_event(
+                        super::METRICS_NAME,
+                        crate::metrics::TransportEvent::ReplyUnroutable,
+                    );
                 }
                 match kind {
                     ReplyKind::Final => Self::retry_missing(weak, routing_key, body),
